@@ -1,0 +1,46 @@
+# textmtl: every target creates/updates the virtual environment first (idempotent: it reinstalls
+# only when settings.ini or setup.py changed), so a brand-new machine needs nothing but python3 and make.
+#
+#   make train    # prepare data if missing, then train + evaluate the quick configuration
+#   make test     # the whole test suite (notebooks + tests/)
+#
+# Variables: CONFIG=configs/training/default.yaml, PYTHON=python3.11, TEXTMTL_MIRROR=/path/to/mirror
+
+PYTHON ?= python3
+VENV   ?= .venv
+CONFIG ?= configs/training/quick.yaml
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.textmtl-installed
+
+# Offline machines: use the datasets mirror that sits beside the checkout, unless one is already set.
+ifeq ($(origin TEXTMTL_MIRROR), undefined)
+  ifneq ($(wildcard ../shared/datasets),)
+    export TEXTMTL_MIRROR := $(abspath ../shared/datasets)
+  endif
+endif
+
+.PHONY: train test install export clean-nbs docs lab
+
+$(STAMP): settings.ini setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip check
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/textmtl train --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+export: $(STAMP)
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab nbs/
+
+docs: $(STAMP)
+	$(BIN)/textmtl docs
