@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #21ca1459
+# %% ../nbs/30_cli.ipynb #5f516506
 import argparse, json, os, sys
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #0c5d5f5d
+# %% ../nbs/30_cli.ipynb #c3cb7a12
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
@@ -26,7 +26,7 @@ def _expected_errors():
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #9743eff1
+# %% ../nbs/30_cli.ipynb #92b5f561
 def _cmd_download(args):
     from textmtl.config import load_config, project_root
     from textmtl.data.download import download_all
@@ -44,7 +44,7 @@ def _cmd_prepare(args):
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #0185bd12
+# %% ../nbs/30_cli.ipynb #2368eb7e
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -64,7 +64,7 @@ def _cmd_evaluate(args):
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #54f9b020
+# %% ../nbs/30_cli.ipynb #d2cdfb2a
 def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     "Texts from arguments, a file (plain lines or JSONL with `text`/`source`), or stdin."
     if texts: return list(texts)
@@ -91,7 +91,7 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #a3293245
+# %% ../nbs/30_cli.ipynb #84b6f6f9
 def _cmd_predict(args):
     from textmtl.inference import Predictor
     texts = read_inputs(args.text, args.file)
@@ -102,7 +102,7 @@ def _cmd_predict(args):
     for r in results: print(json.dumps(r, ensure_ascii=False))
     return 0
 
-# %% ../nbs/30_cli.ipynb #7369afeb
+# %% ../nbs/30_cli.ipynb #d8d50d3f
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import analyze_book
@@ -128,7 +128,7 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #c1862aac
+# %% ../nbs/30_cli.ipynb #713a6eb5
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textmtl", description=(
         "Train and use one encoder-decoder Transformer for summarization, emotion and topic classification.\n\n"
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
     return p
 
-# %% ../nbs/30_cli.ipynb #f1cc3798
+# %% ../nbs/30_cli.ipynb #ef8f67f9
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
