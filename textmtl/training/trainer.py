@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json, math, time, warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from io import BytesIO
@@ -19,7 +20,9 @@ from tqdm.auto import tqdm
 
 from ..config import to_dict
 from .metrics import best_threshold, emotion_f1, rouge_like, rouge_scores, topic_accuracy
-from ..utils.io import atomic_write_bytes, atomic_write_text, is_checkpoint, load_state, save_state
+from ..utils.io import atomic_write_bytes, atomic_write_text, get_rng_state, is_checkpoint, load_state, save_state, set_rng_state
+from .distributed import (all_gather_objects, all_reduce_mean, broadcast_object, current_context,
+                                          shard_loader, wrap_ddp)
 
 # %% auto #0
 __all__ = ['TASKS', 'TrainerConfig', 'lr_multiplier', 'TaskSampler', 'TaskStream', 'task_loss', 'TrainingDivergedError',
@@ -203,8 +206,12 @@ class Trainer:
                  output_dir="runs/trainer"):
         self.config, self.tokenizer, self.label_vocab = config, tokenizer, label_vocab
         self.output_dir = Path(output_dir)
+        self.dist = current_context()                 # rank/world of a torchrun job (16_distributed); rank 0 of 1 otherwise
         self.device = resolve_device(config.device)
+        if self.dist.enabled and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())   # the GPU init_distributed chose (LOCAL_RANK)
         self.model = model.to(self.device)
+        self.ddp = wrap_ddp(self.model, self.device) if self.dist.enabled else None   # training forward only
         self.amp_dtype = None
         if config.mixed_precision != "no":
             if self.device.type == "cuda": self.amp_dtype = torch.bfloat16 if config.mixed_precision == "bf16" else torch.float16
@@ -243,6 +250,8 @@ class Trainer:
             if t not in TASKS: raise ValueError(f"fit: unknown task {t!r} in the loaders; expected one of {', '.join(TASKS)}")
         if c.early_stopping_patience and not val_loaders:
             raise ValueError("trainer.early_stopping_patience is set but no validation loaders were given")
+        if self.dist.enabled:   # each rank gets its share of global batches of batch_size x world_size
+            train_loaders = {t: shard_loader(dl, self.dist.rank, self.dist.world_size) for t, dl in train_loaders.items()}
         tasks = list(train_loaders)
         sizes = {t: len(dl.dataset) if hasattr(dl, "dataset") and hasattr(dl.dataset, "__len__") else len(dl)
                  for t, dl in train_loaders.items()}
@@ -256,10 +265,11 @@ class Trainer:
         if resume_from: self._resume(resume_from)
         else:
             self.step, self.history, self.best, self.bad_evals, self._window = 0, [], None, 0, {}
-            atomic_write_text(self.history_path, "")
+            if self.dist.is_main: atomic_write_text(self.history_path, "")
         eval_every = c.eval_every or total
         ckpt_every = c.checkpoint_every or eval_every
-        bar = tqdm(total=total, initial=self.step, desc="train", disable=not c.progress_bar, dynamic_ncols=True)
+        bar = tqdm(total=total, initial=self.step, desc="train", disable=not c.progress_bar or not self.dist.is_main,
+                   dynamic_ncols=True)
         ema: dict[str, float] = {}
         self.optimizer.zero_grad(set_to_none=True)
         try:
@@ -284,20 +294,24 @@ class Trainer:
     def train_step(self) -> tuple[dict[str, float], float]:
         "One optimizer step over `grad_accum_steps` sampled micro-batches; returns ({task: mean loss}, grad norm)."
         c, model = self.config, self.model
+        net = self.ddp if self.ddp is not None else model   # the DDP wrapper reduces gradients during backward
         model.train()
         seen: dict[str, list[float]] = {}
-        for _ in range(c.grad_accum_steps):
+        for i in range(c.grad_accum_steps):
             task = self.sampler.sample()
             batch = _to_device(next(self.streams[task]), self.device)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                logits = model(task, batch)
-            loss = task_loss(task, logits, batch)
-            if not torch.isfinite(loss):
-                self.optimizer.zero_grad(set_to_none=True)
-                self._diverged(f"the {task} loss is {loss.item()}")
-            weight = c.task_weights.get(task, 1.0)
-            self.scaler.scale(loss * (weight / c.grad_accum_steps)).backward()
-            seen.setdefault(task, []).append(loss.item())
+            last = i == c.grad_accum_steps - 1
+            with (self.ddp.no_sync() if self.ddp is not None and not last else nullcontext()):   # reduce once per step
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                    logits = net(task, batch)
+                loss = task_loss(task, logits, batch)
+                value = all_reduce_mean(loss.detach())         # mean over ranks: the same decision on every rank
+                if not torch.isfinite(value):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self._diverged(f"the {task} loss is {value.item()}")
+                weight = c.task_weights.get(task, 1.0)
+                self.scaler.scale(loss * (weight / c.grad_accum_steps)).backward()
+            seen.setdefault(task, []).append(value.item())
         self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, c.grad_clip if c.grad_clip is not None else float("inf")))
@@ -374,7 +388,7 @@ class Trainer:
     def _evaluate_and_track(self, val_loaders: dict) -> bool:
         "Evaluate, record, save `best` on improvement; True when early stopping should stop training."
         c = self.config
-        metrics = self.evaluate(val_loaders)
+        metrics = broadcast_object(self.evaluate(val_loaders))   # rank 0's metrics: one early-stopping decision
         self.last_metrics = metrics
         self._record({"kind": "eval", "step": self.step, "lr": self.scheduler.get_last_lr()[0],
                       **{f"val/{k}": v for k, v in metrics.items()}})
@@ -394,6 +408,7 @@ class Trainer:
     def _record(self, rec: dict):
         rec = {**rec, "time": round(time.time(), 3)}
         self.history.append(rec)
+        if not self.dist.is_main: return           # one writer in a data-parallel job
         with open(self.history_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec, allow_nan=True) + "\n"); f.flush()
 
@@ -408,6 +423,7 @@ class Trainer:
 
     def plot(self, path=None) -> Optional[Path]:
         "Draw `learning_curves.png`: per task, train/val loss (top) and its validation metrics (bottom)."
+        if not self.dist.is_main: return None
         from matplotlib.figure import Figure   # Agg canvas, no pyplot global state
         train = [r for r in self.history if r["kind"] == "train"]
         evals = [r for r in self.history if r["kind"] == "eval"]
@@ -435,8 +451,17 @@ class Trainer:
     def _save(self, name: str) -> Path:
         extra = {"sampler": self.sampler.state_dict(), "streams": {t: s.state_dict() for t, s in self.streams.items()},
                  "scaler": self.scaler.state_dict(), "best": self.best, "bad_evals": self.bad_evals, "window": dict(self._window)}
-        return save_state(self.checkpoint_dir/name, self.model, self.optimizer, self.scheduler, self.step, extra,
-                          config=to_dict(self.config), metrics=self.last_metrics or None, label_vocab=self.label_vocab)
+        path, error = self.checkpoint_dir/name, None
+        if self.dist.enabled: extra["rng_per_rank"] = all_gather_objects(get_rng_state())   # dropout streams of every rank
+        if self.dist.is_main:
+            try: save_state(path, self.model, self.optimizer, self.scheduler, self.step, extra,
+                            config=to_dict(self.config), metrics=self.last_metrics or None, label_vocab=self.label_vocab)
+            except Exception as e: error = e
+        if self.dist.enabled:   # a collective after the write: no rank runs ahead of a checkpoint that is not there
+            failed = broadcast_object(None if error is None else f"{type(error).__name__}: {error}")
+            if failed and error is None: raise RuntimeError(f"rank 0 could not write the checkpoint {path}: {failed}")
+        if error is not None: raise error
+        return path
 
     def _resume(self, resume_from: str):
         c = self.config
@@ -445,7 +470,7 @@ class Trainer:
             path = self.checkpoint_dir/"last"
             if not is_checkpoint(path):
                 self.step, self.history, self.best, self.bad_evals, self._window = 0, [], None, 0, {}
-                atomic_write_text(self.history_path, "")
+                if self.dist.is_main: atomic_write_text(self.history_path, "")
                 return
         meta = load_state(path, self.model, self.optimizer, self.scheduler, restore_rng=True, label_vocab=self.label_vocab)
         extra = meta.get("extra") or {}
@@ -455,6 +480,8 @@ class Trainer:
         self._window = dict(extra.get("window") or {})
         self.last_metrics = meta.get("metrics") or {}
         if extra.get("scaler"): self.scaler.load_state_dict(extra["scaler"])
+        rngs = extra.get("rng_per_rank")
+        if self.dist.enabled and rngs and len(rngs) == self.dist.world_size: set_rng_state(rngs[self.dist.rank])
         if set(extra["streams"]) != set(self.streams):
             raise ValueError(f"{path}: checkpoint was trained on tasks {sorted(extra['streams'])}, the loaders give {sorted(self.streams)}")
         self.sampler.load_state_dict(extra["sampler"])
@@ -466,4 +493,4 @@ class Trainer:
                     r = json.loads(line)
                     if r.get("step", 0) <= self.step and r.get("kind") != "diverged": kept.append(r)
         self.history = kept
-        atomic_write_text(self.history_path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in kept))
+        if self.dist.is_main: atomic_write_text(self.history_path, "".join(json.dumps(r, allow_nan=True) + "\n" for r in kept))
