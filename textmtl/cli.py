@@ -218,3 +218,7 @@ def main(argv=None) -> int:
             raise
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
+
+# %% ../nbs/30_cli.ipynb #2e64052d
+#| eval: false
+if __name__ == "__main__": sys.exit(main())

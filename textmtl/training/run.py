@@ -19,6 +19,7 @@ from ..data.tokenization import Tokenizer
 from ..models.factory import build_multitask_model, from_hf_bart
 from ..models.transformer import ModelConfig
 from .trainer import Trainer, TrainerConfig
+from .distributed import barrier, cleanup_distributed, current_context, init_distributed
 from ..utils.io import atomic_write_json, atomic_write_text, load_labels, load_state, save_labels
 
 # %% auto #0
@@ -153,7 +154,8 @@ def load_run(run_dir, checkpoint="best", device="cpu") -> LoadedRun:
     return LoadedRun(run_dir, cfg, tokenizer, labels, model, thresholds, ckpt)
 
 # %% ../../nbs/15_run.ipynb #a282356e
-def _log(msg): print(f"[textmtl] {msg}", flush=True)
+def _log(msg):
+    if current_context().is_main: print(f"[textmtl] {msg}", flush=True)
 
 def _loaders(cfg: RunConfig, datasets, tokenizer, seed: int):
     return build_dataloaders(datasets, tokenizer, batch_size=cfg.data.batch_size, max_source_length=cfg.data.max_source_length,
@@ -161,6 +163,12 @@ def _loaders(cfg: RunConfig, datasets, tokenizer, seed: int):
 
 def train_from_config(config, overrides: Optional[dict] = None, resume: bool = False, root=None) -> dict:
     "Prepare data if missing, train, evaluate on the test splits; returns the test metrics (also in `metrics.json`)."
+    had_group = current_context().enabled
+    try: return _train_from_config(config, overrides, resume, root)
+    finally:
+        if not had_group: cleanup_distributed()   # leave a process group this call joined (torchrun)
+
+def _train_from_config(config, overrides, resume, root) -> dict:
     from textmtl.data.preprocessing import load_data_config, prepare_all
     t0 = time.time()
     root = Path(root) if root is not None else project_root()
@@ -169,11 +177,13 @@ def train_from_config(config, overrides: Optional[dict] = None, resume: bool = F
     data_cfg_path = resolve_path(cfg.data_config, root)
     data_cfg = load_data_config(data_cfg_path, root)
     out = resolve_path(cfg.output_dir, root)
+    ctx = init_distributed(cfg.trainer.device)   # a no-op unless launched by torchrun
     out.mkdir(parents=True, exist_ok=True)
-    _log(f"config {cfg_path} -> run folder {out}")
+    _log(f"config {cfg_path} -> run folder {out}" + (f" ({ctx.world_size} processes, {ctx.backend})" if ctx.enabled else ""))
 
-    # 1-2. data
-    prepare_all(data_cfg, root=root, tasks=cfg.tasks, download=True)
+    # 1-2. data (one writer per node: the others wait for it)
+    if ctx.local_rank == 0: prepare_all(data_cfg, root=root, tasks=cfg.tasks, download=True)
+    barrier()
     processed = resolve_path(data_cfg.processed_dir, root)
     tokenizer = Tokenizer(data_cfg.tokenizer)
     datasets = load_task_datasets(processed, cfg.tasks, cfg.data.max_examples)
@@ -193,9 +203,10 @@ def train_from_config(config, overrides: Optional[dict] = None, resume: bool = F
     _log(f"model: {cfg.model.arch}, d_model {cfg.model.d_model}, {n_params/1e6:.1f}M parameters")
 
     # 4. config and artifacts first, so even an interrupted run can be inspected and resumed
-    atomic_write_text(out/"config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    save_labels(out/"artifacts"/"labels.json", labels)
-    tokenizer.save(out/"artifacts"/"hf_tokenizer")
+    if ctx.is_main:
+        atomic_write_text(out/"config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        save_labels(out/"artifacts"/"labels.json", labels)
+        tokenizer.save(out/"artifacts"/"hf_tokenizer")
 
     # 5. train
     tcfg = cfg.trainer
@@ -211,10 +222,10 @@ def train_from_config(config, overrides: Optional[dict] = None, resume: bool = F
     res = evaluate_test(trainer, loaders["test"], cfg.evaluation, loaders["val"])
     res.update(run=str(out), checkpoint=str(best), steps=trainer.step, wall_seconds=round(time.time() - t0, 1),
                train_seconds=round(train_s, 1), parameters=n_params)
-    atomic_write_json(out/"metrics.json", res)
+    if ctx.is_main: atomic_write_json(out/"metrics.json", res)
 
     # 7. top-level artifacts
-    if cfg.copy_artifacts_to:
+    if cfg.copy_artifacts_to and ctx.is_main:
         dst = resolve_path(cfg.copy_artifacts_to, root)
         dst.mkdir(parents=True, exist_ok=True)
         save_labels(dst/"labels.json", labels)
@@ -222,6 +233,7 @@ def train_from_config(config, overrides: Optional[dict] = None, resume: bool = F
     _log("test metrics:\n" + "\n".join(f"  {k:28s} {v:.4f}" if isinstance(v, float) else f"  {k:28s} {v}"
                                         for k, v in res["metrics"].items()))
     _log(f"done in {res['wall_seconds']:.0f} s; metrics in {out/'metrics.json'}")
+    barrier()
     return res
 
 def evaluate_run(run_dir, split: str = "test", checkpoint="best", max_examples: Optional[int] = None, device="auto") -> dict:
