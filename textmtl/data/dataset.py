@@ -220,6 +220,8 @@ def load_task_datasets(processed_dir, tasks: Sequence[str] = TASKS, max_examples
             if task == "summarization": d[split] = cls.from_jsonl(path, max_examples=n)
             elif task == "emotion": d[split] = cls.from_jsonl(path, binarizer=vocab, max_examples=n)
             else: d[split] = cls.from_jsonl(path, encoder=vocab, max_examples=n)
+            if len(d[split]) == 0 and n != 0:
+                raise DataFormatError(path, None, None, "no examples (empty file); fix it or re-run `textmtl prepare --force`")
             if split == "train" and task != "summarization":
                 vocab = d[split].binarizer if task == "emotion" else d[split].encoder
         out[task] = d
