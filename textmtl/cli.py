@@ -19,7 +19,7 @@ def _expected_errors():
     for mod, name in [("textmtl.data.download", "DownloadError"), ("textmtl.data.preprocessing", "RawDataError"),
                       ("textmtl.docs", "DocsBuildError"), ("textmtl.utils.io", "LabelsError"),
                       ("textmtl.utils.io", "CheckpointError"), ("textmtl.training.trainer", "TrainingDivergedError"),
-                      ("textmtl.inference", "ArtifactError")]:
+                      ("textmtl.inference", "ArtifactError"), ("textmtl.training.distributed", "DistributedSetupError")]:
         try:
             errs.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):
@@ -67,11 +67,18 @@ def _cmd_evaluate(args):
 # %% ../nbs/30_cli.ipynb #d2cdfb2a
 def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     "Texts from arguments, a file (plain lines or JSONL with `text`/`source`), or stdin."
-    if texts: return list(texts)
+    if texts:
+        for i, t in enumerate(texts, 1):
+            if not t.strip(): raise ValueError(f"text argument {i}: empty text")
+        return list(texts)
     if file:
         p = Path(file)
         if not p.is_file(): raise FileNotFoundError(f"{p}: no such input file")
-        lines = p.read_text(encoding="utf-8").splitlines()
+        data = p.read_bytes()
+        try: lines = data.decode("utf-8-sig").splitlines()
+        except UnicodeDecodeError as e:
+            line = data[:e.start].count(b"\n") + 1
+            raise ValueError(f"{p}:{line}: not UTF-8 (byte {data[e.start]:#04x}); convert the file to UTF-8") from None
     else:
         lines = (stdin or sys.stdin).read().splitlines()
     out = []
