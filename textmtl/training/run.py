@@ -20,7 +20,7 @@ from ..models.factory import build_multitask_model, from_hf_bart
 from ..models.transformer import ModelConfig
 from .trainer import Trainer, TrainerConfig
 from .distributed import barrier, cleanup_distributed, current_context, init_distributed
-from ..utils.io import atomic_write_json, atomic_write_text, load_labels, load_state, save_labels
+from ..utils.io import atomic_write_json, atomic_write_text, is_checkpoint, load_labels, load_state, save_labels
 
 # %% auto #0
 __all__ = ['RunDataConfig', 'EvalConfig', 'RunConfig', 'apply_overrides', 'load_run_config', 'generate_kwargs', 'evaluate_test',
@@ -208,6 +208,12 @@ def _train_from_config(config, overrides, resume, root) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"model: {cfg.model.arch}, d_model {cfg.model.d_model}, {n_params/1e6:.1f}M parameters")
 
+    # a checkpoint to resume from must load before anything in the run folder is rewritten
+    tcfg = cfg.trainer
+    if (r := tcfg.resume_from or ("auto" if resume else None)):
+        ckpt = out/"checkpoints"/("last" if r == "auto" else r) if r in ("auto", "last", "best") else Path(r)
+        if r != "auto" or is_checkpoint(ckpt): load_state(ckpt, model, restore_rng=True, label_vocab=labels)
+
     # 4. config and artifacts first, so even an interrupted run can be inspected and resumed
     if ctx.is_main:
         atomic_write_text(out/"config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -215,7 +221,6 @@ def _train_from_config(config, overrides, resume, root) -> dict:
         tokenizer.save(out/"artifacts"/"hf_tokenizer")
 
     # 5. train
-    tcfg = cfg.trainer
     if resume and not tcfg.resume_from: tcfg.resume_from = "auto"
     trainer = Trainer(model, tcfg, tokenizer, labels, out)
     trainer.fit(loaders["train"], loaders["val"])
