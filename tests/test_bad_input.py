@@ -1,0 +1,288 @@
+"""Bad input through the public entry points: each gets a one-line error naming the file, line and field (or a
+documented, counted skip), and nothing that existed before is changed.
+
+The entry points are the command line (`textmtl.cli.main`, exit status 2 and `textmtl: error: ...` on stderr for a
+user error, never a traceback) and `prepare_all` for raw data. Every failing case runs against a folder that already
+holds outputs (processed JSONL, a trained run folder with checkpoints and artifacts), and those outputs are compared
+byte for byte before and after.
+
+Property-based tests of the tokenizer/collator invariants (padding -> -100, decoder inputs = labels shifted right,
+multi-hot round trips) live in `nbs/05_dataloader.ipynb`; here a property checks that a corrupted line anywhere in a
+processed file is reported with its own line number.
+"""
+import contextlib, io, json, shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from textmtl.cli import main
+from textmtl.data.dataset import DataFormatError, read_jsonl
+from textmtl.data.preprocessing import RawDataError, load_data_config, prepare_all
+from tiny_project import make_project, snapshot
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def cli(*args):
+    "(exit status, stdout, stderr) of `textmtl ARGS`; a traceback fails the test."
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def user_error(*args) -> str:
+    rc, _, err = cli(*args)
+    assert rc == 2 and err.startswith("textmtl: error: ") and err.count("\n") == 1, (rc, err)
+    return err
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mirror):
+    "A tiny project with a trained run (2 steps): `(folder, training yaml, run folder)`."
+    tmp = tmp_path_factory.mktemp("project")
+    cfg = make_project(tmp, max_steps=2, eval_every=2)
+    rc, _, err = cli("train", "--config", cfg)
+    assert rc == 0, err
+    return tmp, cfg, tmp / "run"
+
+
+@pytest.fixture
+def fresh(project, tmp_path):
+    "A private copy of the project (processed data, configs, trained run) that a test may damage."
+    src, _, _ = project
+    for name in ("processed", "run"): shutil.copytree(src / name, tmp_path / name)
+    data = yaml.safe_load((src / "datasets.yaml").read_text())
+    data.update(raw_dir=str(tmp_path / "raw"), processed_dir=str(tmp_path / "processed"))
+    (tmp_path / "datasets.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    run = yaml.safe_load((src / "tiny.yaml").read_text())
+    run.update(output_dir=str(tmp_path / "run"), data_config=str(tmp_path / "datasets.yaml"))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(run, sort_keys=False))
+    return tmp_path
+
+
+# ---- processed JSONL (training input) ---------------------------------------------------------------------------
+GOOD_EMO = b'{"text": "fine", "emotions": ["joy"]}\n'
+CASES = {   # name: (file, bytes appended (None: file emptied), expected message)
+    "invalid JSON": ("emotion/train.jsonl", b'{"text": "x", "emotions": ["joy"]\n', "emotion/train.jsonl:33: invalid JSON"),
+    "cp1252 bytes": ("emotion/train.jsonl", '{"text": "caf\u00e9 \u201cok\u201d", "emotions": ["joy"]}\n'.encode("cp1252"),
+                     "emotion/train.jsonl:33: not UTF-8"),
+    "not an object": ("topic/train.jsonl", b'["text", "topic"]\n', "topic/train.jsonl:33: expected a JSON object, got list"),
+    "missing field": ("emotion/train.jsonl", b'{"text": "x"}\n', "emotion/train.jsonl:33: emotions: missing field"),
+    "wrong type": ("emotion/train.jsonl", b'{"text": "x", "emotions": "joy"}\n', "emotion/train.jsonl:33: emotions: expected list of string"),
+    "empty text": ("summarization/train.jsonl", b'{"source": "", "summary": "y"}\n', "summarization/train.jsonl:33: source: empty text"),
+    "empty label list": ("emotion/train.jsonl", b'{"text": "x", "emotions": []}\n', "emotion/train.jsonl:33: emotions: empty label list"),
+    "unknown label": ("topic/val.jsonl", b'{"text": "x", "topic": "Cooking"}\n', "topic/val.jsonl:9: topic: unknown label 'Cooking'"),
+    "unknown emotion": ("emotion/test.jsonl", GOOD_EMO + b'{"text": "x", "emotions": ["joy", "awe"]}\n', "emotion/test.jsonl:10: emotions: unknown label 'awe'"),
+    "empty file": ("topic/train.jsonl", None, "topic/train.jsonl: no examples (empty file)"),
+    "blank lines only": ("summarization/val.jsonl", None, "summarization/val.jsonl: no examples"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_processed_data(fresh, case):
+    name, data, expect = CASES[case]
+    f = fresh / "processed" / name
+    f.write_bytes(b"\n \n" if case == "blank lines only" else b"" if data is None else f.read_bytes() + data)
+    before_run, before_data = snapshot(fresh / "run"), snapshot(fresh / "processed")
+    err = user_error("train", "--config", fresh / "tiny.yaml")
+    assert expect in err, err
+    assert snapshot(fresh / "run") == before_run            # the existing run folder is untouched
+    assert snapshot(fresh / "processed") == before_data     # and so is the data (no silent "repair")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 30), data=st.data())
+def test_corrupted_line_is_located(tmp_path, n, data):
+    rows = [json.dumps({"text": f"row {i}", "topic": "World"}) for i in range(n)]
+    bad = data.draw(st.integers(0, n - 1))
+    junk = data.draw(st.sampled_from(['{"text": 1, "topic": "World"}', '{"text": "x"', "[]", '{"text": "  ", "topic": "A"}',
+                                      '{"topic": "World"}']))
+    rows[bad] = junk
+    f = tmp_path / f"p{n}-{bad}.jsonl"
+    f.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataFormatError) as e:
+        read_jsonl(f, {"text": str, "topic": str})
+    assert (e.value.path, e.value.line) == (str(f), bad + 1) and f"{f}:{bad + 1}:" in str(e.value)
+
+
+def test_enormous_texts_are_truncated(fresh):
+    "A 1 MB line in training data and a 1 MB text to predict: truncated to max_length, no crash, no memory blow-up."
+    huge = "word " * 200_000
+    for task, row in (("topic", {"text": huge, "topic": "Sports"}), ("summarization", {"source": huge, "summary": "a short one"})):
+        with open(fresh / "processed" / task / "train.jsonl", "a", encoding="utf-8") as f: f.write(json.dumps(row) + "\n")
+    rc, out, err = cli("train", "--config", fresh / "tiny.yaml", "--output-dir", fresh / "huge", "--set", "data.max_examples={}",
+                       "--set", "data.batch_size={summarization: 40, emotion: 4, topic: 40}", "--max-steps", "2")
+    assert rc == 0, err   # batches of 40 hold every row, so the 1 MB rows are in the two steps
+    rc, out, err = cli("predict", "--run", fresh / "run", huge, "--tasks", "topic,summarization", "--num-beams", "1",
+                       "--max-new-tokens", "3", "--device", "cpu")
+    assert rc == 0, err
+    r = json.loads(out.splitlines()[0])
+    assert r["topic"] and "summary" in r
+
+
+# ---- configs ----------------------------------------------------------------------------------------------------
+def test_bad_training_config(fresh):
+    before = snapshot(fresh / "run")
+    cfg = fresh / "tiny.yaml"
+    good = cfg.read_text()
+    cases = [
+        (good.replace("lr: 0.003", "lr: fast"), "tiny.yaml: trainer.lr: expected float, got str ('fast')"),
+        (good.replace("lr: 0.003", "lr: 0.003\n  learning_rate: 1"), "tiny.yaml: trainer.learning_rate: unknown key"),
+        (good.replace("d_model: 16", "d_model: [16]"), "tiny.yaml: model.d_model: expected int"),
+        (good.replace("tasks:", "tasks: [sentiment]\nold_tasks:"), "tiny.yaml"),
+        (good.replace("trainer:", "trainer: [\n"), "tiny.yaml"),          # invalid YAML
+        (good.replace("sampling: round_robin", "sampling: random"), "tiny.yaml: trainer.sampling"),
+        (good.replace("max_steps: 2", "max_steps: 0"), "tiny.yaml: trainer: invalid TrainerConfig: max_steps: expected >= 1"),
+    ]
+    for text, expect in cases:
+        cfg.write_text(text)
+        err = user_error("train", "--config", cfg)
+        assert expect in err, (expect, err)
+    cfg.write_text(good)
+    for kv, expect in [("trainer.lr=fast", "trainer.lr: expected float"), ("trainer.learnig_rate=1", "trainer.learnig_rate: unknown key"),
+                       ("data.batch_size.sentiment=4", "data.batch_size: unknown task 'sentiment'"),
+                       ("model.d_model.x=1", "model.d_model.x: d_model is not a section")]:
+        err = user_error("train", "--config", cfg, "--set", kv)
+        assert "tiny.yaml" in err and expect in err, (kv, err)
+    assert snapshot(fresh / "run") == before
+
+
+def test_bad_data_config(fresh):
+    before = snapshot(fresh / "run"), snapshot(fresh / "processed")
+    d = fresh / "datasets.yaml"
+    good = d.read_text()
+    for text, expect in [(good.replace("seed: 13", "seed: thirteen"), "datasets.yaml: preparation.seed: expected int"),
+                         (good.replace("seed: 13", "seed: 13\n  sede: 1"), "datasets.yaml: preparation.sede: unknown key"),
+                         (good.replace("summarization_source: cnn_dailymail", "summarization_source: wikipedia"),
+                          "datasets.yaml: preparation.summarization_source"),
+                         (good.replace("max_length: 64", "max_length: -1"), "datasets.yaml: tokenizer: invalid TokenizerConfig: max_length")]:
+        d.write_text(text)
+        err = user_error("train", "--config", fresh / "tiny.yaml")
+        assert expect in err, (expect, err)
+    assert (snapshot(fresh / "run"), snapshot(fresh / "processed")) == before
+
+
+def test_bad_torchrun_environment(fresh, monkeypatch):
+    for k, v in dict(WORLD_SIZE="2", RANK="5", MASTER_ADDR="127.0.0.1", MASTER_PORT="29500").items(): monkeypatch.setenv(k, v)
+    before = snapshot(fresh / "run")
+    err = user_error("train", "--config", fresh / "tiny.yaml")
+    assert "RANK: expected 0 <= RANK < WORLD_SIZE=2, got 5" in err
+    assert snapshot(fresh / "run") == before
+
+
+# ---- run folders: checkpoints and artifacts (evaluate, predict, resume) ------------------------------------------
+def flip_byte(p: Path):
+    b = bytearray(p.read_bytes()); b[len(b) // 2] ^= 0xFF; p.write_bytes(bytes(b))
+
+
+def relabel(run, f):
+    p = run / "artifacts" / "labels.json"
+    p.write_text(json.dumps(f(json.loads(p.read_text()))))
+
+
+DAMAGE = {   # name: (damage the run folder, file the message must name, extra text expected)
+    "weights corrupted": (lambda r: flip_byte(r / "checkpoints/best/model.safetensors"), "checkpoints/best/model.safetensors", "corrupted"),
+    "weights truncated": (lambda r: (r / "checkpoints/best/model.safetensors").write_bytes(b"\x10\x00"), "checkpoints/best/model.safetensors", ""),
+    "meta.json corrupted": (lambda r: (r / "checkpoints/best/meta.json").write_text("{oops"), "checkpoints/best/meta.json", "corrupted"),
+    "no checkpoints": (lambda r: shutil.rmtree(r / "checkpoints"), "checkpoints/best", "not found"),
+    "labels: one topic fewer": (lambda r: relabel(r, lambda l: {**l, "topic": l["topic"][:-1]}), "", "label"),
+    "labels: reordered": (lambda r: relabel(r, lambda l: {**l, "topic": l["topic"][::-1]}), "", "label vocabulary"),
+    "labels.json invalid": (lambda r: (r / "artifacts/labels.json").write_text('{"emotion": ["a",\n "b"'), "artifacts/labels.json", "invalid JSON"),
+    "labels.json missing": (lambda r: (r / "artifacts/labels.json").unlink(), "artifacts/labels.json", ""),
+    "tokenizer missing": (lambda r: shutil.rmtree(r / "artifacts/hf_tokenizer"), "artifacts/hf_tokenizer", ""),
+    "config.yaml wrong type": (lambda r: (r / "config.yaml").write_text((r / "config.yaml").read_text().replace("lr: 0.003", "lr: fast")),
+                               "config.yaml", "trainer.lr"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_damaged_run_folder(fresh, damage, command):
+    run = fresh / "run"
+    fn, names, expect = DAMAGE[damage]
+    fn(run)
+    before = snapshot(run)
+    args = ["--run", run, "--device", "cpu"] + (["--max-examples", "4"] if command == "evaluate" else ["some text", "--tasks", "topic"])
+    err = user_error(command, *args)
+    assert str(run / names) in err and expect in err, err
+    assert snapshot(run) == before
+
+
+def test_resume_from_corrupted_checkpoint(fresh):
+    run = fresh / "run"
+    flip_byte(run / "checkpoints/last/training_state.pt")
+    before = snapshot(run)
+    err = user_error("train", "--config", fresh / "tiny.yaml", "--max-steps", "4", "--resume")
+    assert str(run / "checkpoints/last/training_state.pt") in err and "corrupted" in err, err
+    assert snapshot(run) == before       # config.yaml, history, checkpoints, artifacts: byte-identical
+
+
+def test_bad_predict_inputs(fresh):
+    run = fresh / "run"
+    f = fresh / "in.txt"
+    f.write_bytes("fine line\ncaf\u00e9 \u201cquoted\u201d\n".encode("cp1252"))
+    assert f"{f}:2: not UTF-8" in user_error("predict", "--run", run, "--file", f)
+    f.write_text('fine\n{"text": "x"\n')
+    assert f"{f}:2: invalid JSON" in user_error("predict", "--run", run, "--file", f)
+    f.write_text('{"title": "no text"}\n')
+    assert f"{f}:1: field 'text'" in user_error("predict", "--run", run, "--file", f)
+    f.write_text("\n  \n")
+    assert f"{f}: no input text" in user_error("predict", "--run", run, "--file", f)
+    assert "text argument 2: empty text" in user_error("predict", "--run", run, "ok", " ")
+    assert "no such input file" in user_error("predict", "--run", run, "--file", fresh / "nope.txt")
+    f.write_text("first\n\n\nsecond\n")   # blank lines are skipped: two texts, two results
+    rc, out, err = cli("predict", "--run", run, "--file", f, "--tasks", "topic", "--device", "cpu")
+    assert rc == 0 and len(out.splitlines()) == 2, err
+
+
+# ---- raw data (preparation) --------------------------------------------------------------------------------------
+@pytest.fixture
+def raw_project(tmp_path, mirror):
+    "GoEmotions-format raw files (the first real rows of the mirror) and processed emotion files from a good run."
+    raw = tmp_path / "raw" / "goemotions"; raw.mkdir(parents=True)
+    shutil.copy(mirror / "goemotions" / "emotions.txt", raw / "emotions.txt")
+    for split in ("train", "dev", "test"):
+        lines = (mirror / "goemotions" / f"{split}.tsv").read_bytes().splitlines(keepends=True)[:40]
+        (raw / f"{split}.tsv").write_bytes(b"".join(lines))
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/data/datasets.yaml").read_text())
+    data.update(raw_dir=str(tmp_path / "raw"), processed_dir=str(tmp_path / "processed"))
+    (tmp_path / "datasets.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    cfg = load_data_config(tmp_path / "datasets.yaml")
+    with contextlib.redirect_stdout(io.StringIO()):
+        prepare_all(cfg, root=tmp_path, tasks=["emotion"], download=False, progress=False)
+    return tmp_path, cfg, raw
+
+
+def test_raw_goemotions_errors_keep_processed_files(raw_project):
+    tmp, cfg, raw = raw_project
+    before = snapshot(tmp / "processed")
+    good = (raw / "train.tsv").read_bytes()
+    lines = good.splitlines(keepends=True)
+    cases = [
+        (lines[:2] + ["caf\u00e9 \u201cnice\u201d\t1\tabc\n".encode("cp1252")] + lines[2:], 3, None, "not valid UTF-8"),
+        (lines[:4] + [b"only two\tfields\n"] + lines[4:], 5, None, "expected 3 tab-separated fields"),
+        (lines[:5] + [b"text\t1,99\tid\n"] + lines[5:], 6, "labels", "unknown label id 99"),
+        (lines[:1] + [b"text\tone\tid\n"] + lines[1:], 2, "labels", "not a non-negative integer"),
+    ]
+    for content, line, field, expect in cases:
+        (raw / "train.tsv").write_bytes(b"".join(content))
+        with pytest.raises(RawDataError) as e, contextlib.redirect_stdout(io.StringIO()):
+            prepare_all(cfg, root=tmp, tasks=["emotion"], force=True, download=False, progress=False)
+        assert (e.value.path, e.value.line, e.value.field) == (str(raw / "train.tsv"), line, field), str(e.value)
+        assert expect in str(e.value) and f"train.tsv:{line}:" in str(e.value)
+        assert snapshot(tmp / "processed") == before
+    # an empty comment is a counted skip, not an error
+    (raw / "train.tsv").write_bytes(good + b" \t27\tempty1\n\t3\tempty2\n")
+    with contextlib.redirect_stdout(io.StringIO()):
+        res = prepare_all(cfg, root=tmp, tasks=["emotion"], force=True, download=False, progress=False)
+    assert res["skipped"]["emotion"] == {"empty text": 2}
+    assert res["emotion"]["train"] == 40
