@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 from safetensors.torch import load_file
 
+from textmtl.training.distributed import ShardedBatchSampler
 from tiny_project import ROOT, make_project, subprocess_env
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2"]
@@ -86,6 +88,7 @@ def curve(recs, kind, keys=None):
 
 def assert_close(a: dict, b: dict, rtol=1e-4, atol=1e-5):
     assert a.keys() == b.keys(), sorted(set(a) ^ set(b))
+    print(f"{len(a)} values, max |difference| {max(abs(a[k] - b[k]) for k in a):.2e}")
     bad = {k: (a[k], b[k]) for k in a if abs(a[k] - b[k]) > atol + rtol * abs(b[k])}
     assert not bad, bad
 
@@ -140,3 +143,20 @@ def test_torchrun_cli_train(tmp_path, mirror):
     # a data-parallel checkpoint carries every rank's RNG state (dropout streams) for an exact resume
     state = torch.load(ddp / "checkpoints" / "last" / "training_state.pt", weights_only=True)
     assert len(state["extra"]["rng_per_rank"]) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 60), bs=st.integers(1, 7), world=st.integers(1, 5), drop_last=st.booleans(), seed=st.integers(0, 99))
+def test_sharded_batches_partition_the_global_batch(n, bs, world, drop_last, seed):
+    "Every rank takes the same number of steps; the shares of a step, in rank order, are the single-process batch."
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    shards = [list(ShardedBatchSampler(order, bs, r, world, drop_last)) for r in range(world)]
+    steps = len(ShardedBatchSampler(order, bs, 0, world, drop_last))
+    assert all(len(s) == steps for s in shards)
+    g = bs * world
+    for k in range(steps):
+        shares = [s[k] for s in shards]
+        assert sum(shares, []) == order[k * g:(k + 1) * g] and min(map(len, shares)) >= 1
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1 and max(map(len, shares)) <= bs
+    left_out = n - sum(len(b) for s in shards for b in s)           # only an incomplete last global batch
+    assert left_out < (g if drop_last else world)
