@@ -4,7 +4,8 @@
 #   make train    # prepare data if missing, then train + evaluate the quick configuration
 #   make test     # the whole test suite (notebooks + tests/)
 #
-# Variables: CONFIG=configs/training/default.yaml, PYTHON=python3.11, TEXTMTL_MIRROR=/path/to/mirror
+# Variables: CONFIG=configs/training/default.yaml, ARGS="--resume" (or --overwrite), PYTHON=python3.11,
+#            TEXTMTL_MIRROR=/path/to/mirror
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -31,7 +32,7 @@ $(STAMP): settings.ini setup.py
 install: $(STAMP)
 
 train: $(STAMP)
-	$(BIN)/textmtl train --config $(CONFIG)
+	$(BIN)/textmtl train --config $(CONFIG) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests

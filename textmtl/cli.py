@@ -5,17 +5,17 @@
 # %% auto #0
 __all__ = ['read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #5f516506
+# %% ../nbs/30_cli.ipynb #3c82f7ee
 import argparse, json, os, sys
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #c3cb7a12
+# %% ../nbs/30_cli.ipynb #f8611b03
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
     from textmtl.data.dataset import DataFormatError
     from textmtl.data.tokenization import TokenizerNotFoundError
-    errs = [ConfigError, DataFormatError, TokenizerNotFoundError, FileNotFoundError, NotADirectoryError]
+    errs = [ConfigError, DataFormatError, TokenizerNotFoundError, FileNotFoundError, NotADirectoryError, FileExistsError]
     for mod, name in [("textmtl.data.download", "DownloadError"), ("textmtl.data.preprocessing", "RawDataError"),
                       ("textmtl.docs", "DocsBuildError"), ("textmtl.utils.io", "LabelsError"),
                       ("textmtl.utils.io", "CheckpointError"), ("textmtl.training.trainer", "TrainingDivergedError"),
@@ -26,7 +26,7 @@ def _expected_errors():
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #92b5f561
+# %% ../nbs/30_cli.ipynb #3ac33b41
 def _cmd_download(args):
     from textmtl.config import load_config, project_root
     from textmtl.data.download import download_all
@@ -44,7 +44,7 @@ def _cmd_prepare(args):
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #2368eb7e
+# %% ../nbs/30_cli.ipynb #fbaa89e7
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -55,7 +55,7 @@ def _cmd_train(args):
         if "=" not in kv: raise SystemExit(f"textmtl: error: --set expects KEY=VALUE (e.g. trainer.lr=3e-4), got {kv!r}")
         k, v = kv.split("=", 1)
         overrides[k] = v
-    metrics = train_from_config(args.config, overrides=overrides, resume=args.resume)
+    metrics = train_from_config(args.config, overrides=overrides, resume=args.resume, overwrite=args.overwrite)
     return 0
 
 def _cmd_evaluate(args):
@@ -64,7 +64,7 @@ def _cmd_evaluate(args):
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #d2cdfb2a
+# %% ../nbs/30_cli.ipynb #acef953d
 def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     "Texts from arguments, a file (plain lines or JSONL with `text`/`source`), or stdin."
     if texts:
@@ -98,7 +98,7 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #84b6f6f9
+# %% ../nbs/30_cli.ipynb #a331a53c
 def _cmd_predict(args):
     from textmtl.inference import Predictor
     texts = read_inputs(args.text, args.file)
@@ -109,7 +109,7 @@ def _cmd_predict(args):
     for r in results: print(json.dumps(r, ensure_ascii=False))
     return 0
 
-# %% ../nbs/30_cli.ipynb #d8d50d3f
+# %% ../nbs/30_cli.ipynb #c4853dc1
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import analyze_book
@@ -135,7 +135,7 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #713a6eb5
+# %% ../nbs/30_cli.ipynb #3e845ef6
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textmtl", description=(
         "Train and use one encoder-decoder Transformer for summarization, emotion and topic classification.\n\n"
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", help="override trainer.device (auto, cpu, cuda)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. --set trainer.lr=3e-4")
     sp.add_argument("--resume", action="store_true", help="continue from output_dir/checkpoints/last")
+    sp.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier run in output_dir")
 
     sp = add("evaluate", _cmd_evaluate, "evaluate a trained run on a split (default: test)")
     run_args(sp)
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
     return p
 
-# %% ../nbs/30_cli.ipynb #ef8f67f9
+# %% ../nbs/30_cli.ipynb #c222ab41
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -226,6 +227,6 @@ def main(argv=None) -> int:
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/30_cli.ipynb #2e64052d
+# %% ../nbs/30_cli.ipynb #b2c1591c
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
