@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of textmtl against Hugging Face BART (scripts, not tests). See bench/README.md."""

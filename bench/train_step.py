@@ -1,0 +1,110 @@
+"""Training step (forward + backward + AdamW step): textmtl vs transformers BART with the same config and weights."""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from .common import BenchSize, build_textmtl_arch, interleaved, median
+
+
+def lm_loss(logits, labels):
+    "Token cross-entropy over the LM logits, -100 ignored (what textmtl's trainer computes)."
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+
+def task_loss(task, logits, batch):
+    if task == "summarization": return lm_loss(logits, batch["labels"])
+    if task == "emotion": return F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].float())
+    return F.cross_entropy(logits.float(), batch["labels"].long())
+
+
+def hf_step_fn(hf, batch, **opt_kw):
+    "A closure doing one HF training step on the summarization `batch`; returns the loss."
+    opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, **opt_kw)
+    hf.train()
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                 decoder_input_ids=batch["decoder_input_ids"], decoder_attention_mask=batch["decoder_attention_mask"],
+                 use_cache=False)
+        loss = lm_loss(out.logits, batch["labels"])
+        loss.backward(); opt.step()
+        return loss
+    return step
+
+
+def ours_step_fn(model, task, batch, **opt_kw):
+    "A closure doing one textmtl training step of `task` on `batch` (model(task, batch) + the trainer's loss)."
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **opt_kw)
+    model.train()
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = task_loss(task, model(task, batch), batch)
+        loss.backward(); opt.step()
+        return loss
+    return step
+
+
+def packed_loss(model, batch):
+    """The summarization loss without ever making padded (B, T, V) logits: the decoder's packed (N, D) rows go
+    through the LM head and the cross-entropy directly (labels packed the same way). Uses textmtl's `Packing`;
+    this is what the bench suggests the library adopt (see README)."""
+    from textmtl.models.transformer import key_padding_mask, packing_for
+    mask, dmask = batch["attention_mask"], batch["decoder_attention_mask"]
+    enc = model.encode(batch["input_ids"], mask)
+    p, mp = packing_for(dmask, True), packing_for(mask, True)
+    h, _ = model.decoder(model.embed(batch["decoder_input_ids"]), enc, key_padding_mask(mask), dmask, None, p, mp)
+    labels = batch["labels"].flatten() if p is None else p.pack(batch["labels"][..., None]).squeeze(-1)
+    return F.cross_entropy(model.lm_head(h).float().reshape(labels.shape[0], -1), labels, ignore_index=-100)
+
+
+def packed_step_fn(model, batch):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = packed_loss(model, batch)
+        loss.backward(); opt.step()
+        return loss
+    return step
+
+
+def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, variants=True, matmul=True) -> dict:
+    """Interleaved medians (seconds) of one training step. Headline: textmtl / HF on the same summarization batch.
+    Extra textmtl rows: emotion and topic batches (multi-task shapes); with `variants`, the config's own arch and
+    changes that show where time could be saved (loss on packed rows, fused AdamW)."""
+    reps = reps or size.reps
+    sb = batches["summarization"]
+    # the same weights, the same data: check that both compute the same loss before timing anything
+    hf.eval(); ours.eval()
+    with torch.no_grad():
+        l_hf = lm_loss(hf(input_ids=sb["input_ids"], attention_mask=sb["attention_mask"],
+                          decoder_input_ids=sb["decoder_input_ids"],
+                          decoder_attention_mask=sb["decoder_attention_mask"]).logits, sb["labels"]).item()
+        l_ours = lm_loss(ours("summarization", sb), sb["labels"]).item()
+        l_packed = None
+        if variants:
+            try:                                # textmtl internals: skip the variant if they have changed
+                l_packed = packed_loss(ours, sb).item()
+            except (ImportError, TypeError, AttributeError) as e:
+                print(f"   (packed_loss variant skipped: {type(e).__name__}: {e})")
+    fns = {"hf": hf_step_fn(hf, sb), "textmtl": ours_step_fn(ours, "summarization", sb),
+           "textmtl:emotion": ours_step_fn(ours, "emotion", batches["emotion"]),
+           "textmtl:topic": ours_step_fn(ours, "topic", batches["topic"])}
+    if variants:
+        if l_packed is not None: fns["textmtl:packed_loss"] = packed_step_fn(copy.deepcopy(ours), sb)
+        fns["textmtl:fused_adamw"] = ours_step_fn(copy.deepcopy(ours), "summarization", sb, fused=True)
+        if size.config_arch != "bart":
+            fns[f"textmtl:arch_{size.config_arch}"] = ours_step_fn(build_textmtl_arch(size, size.config_arch, device),
+                                                                   "summarization", sb)
+    if matmul:                                  # the machine's matmul peak, under the same load as the steps
+        from .flops import matmul_fn
+        fns["matmul"] = matmul_fn(device)[0]
+    times = interleaved(fns, reps, warmup=1, device=device)
+    med = {k: median(v) for k, v in times.items()}
+    mm = med.pop("matmul", None)
+    return {"median_s": med, "times_s": times, "loss_hf": l_hf, "loss_textmtl": l_ours, "loss_packed": l_packed, "matmul_s": mm,
+            "ratio": med["textmtl"] / med["hf"], "target": 0.8, "met": med["textmtl"] / med["hf"] <= 0.8,
+            "shapes": {t: {k: list(v.shape) for k, v in b.items()} for t, b in batches.items()}}
