@@ -118,7 +118,7 @@ def main(argv=None) -> dict:
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     p.add_argument("--profile", action="store_true", help="also torch.profiler the textmtl step and greedy generation")
     p.add_argument("--variants", action="store_true",
-                   help="also time textmtl variants (loss on packed rows, fused AdamW, the config's own arch)")
+                   help="also time textmtl variants (legacy_step: full logits + plain AdamW; the config's own arch)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--json", help="write all results to this JSON file")
     a = p.parse_args(argv)

@@ -35,46 +35,42 @@ def hf_step_fn(hf, batch, **opt_kw):
     return step
 
 
-def ours_step_fn(model, task, batch, **opt_kw):
-    "A closure doing one textmtl training step of `task` on `batch` (model(task, batch) + the trainer's loss)."
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **opt_kw)
+def textmtl_optimizer(model, lr=1e-4):
+    "The optimizer textmtl's Trainer builds (`make_optimizer`: fused AdamW where supported), at the bench's lr."
+    from textmtl.training.trainer import TrainerConfig, make_optimizer
+    return make_optimizer(model, TrainerConfig(lr=lr, max_steps=1))
+
+
+def textmtl_loss(model, task, batch):
+    "The loss of textmtl's training step: for summarization the packed-rows path the Trainer uses, else `task_loss`."
+    if task == "summarization" and hasattr(model, "summarization_loss"): return model(task, batch, return_loss=True)
+    return task_loss(task, model(task, batch), batch)
+
+
+def ours_step_fn(model, task, batch, legacy=False, **opt_kw):
+    """A closure doing one textmtl training step of `task` on `batch`, as the Trainer does it (its optimizer, its loss).
+    `legacy=True`: the step before the packed loss and fused AdamW (full logits + `task_loss`, plain torch AdamW)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **opt_kw) if legacy else textmtl_optimizer(model)
     model.train()
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = task_loss(task, model(task, batch), batch)
+        loss = task_loss(task, model(task, batch), batch) if legacy else textmtl_loss(model, task, batch)
         loss.backward(); opt.step()
         return loss
     return step
 
 
 def packed_loss(model, batch):
-    """The summarization loss without ever making padded (B, T, V) logits: the decoder's packed (N, D) rows go
-    through the LM head and the cross-entropy directly (labels packed the same way). Uses textmtl's `Packing`;
-    this is what the bench suggests the library adopt (see README)."""
-    from textmtl.models.transformer import key_padding_mask, packing_for
-    mask, dmask = batch["attention_mask"], batch["decoder_attention_mask"]
-    enc = model.encode(batch["input_ids"], mask)
-    p, mp = packing_for(dmask, True), packing_for(mask, True)
-    h, _ = model.decoder(model.embed(batch["decoder_input_ids"]), enc, key_padding_mask(mask), dmask, None, p, mp)
-    labels = batch["labels"].flatten() if p is None else p.pack(batch["labels"][..., None]).squeeze(-1)
-    return F.cross_entropy(model.lm_head(h).float().reshape(labels.shape[0], -1), labels, ignore_index=-100)
-
-
-def packed_step_fn(model, batch):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    model.train()
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = packed_loss(model, batch)
-        loss.backward(); opt.step()
-        return loss
-    return step
+    "The summarization loss on the decoder's packed rows: now the library's own `summarization_loss`."
+    return model.summarization_loss(batch)
 
 
 def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, variants=True, matmul=True) -> dict:
     """Interleaved medians (seconds) of one training step. Headline: textmtl / HF on the same summarization batch.
-    Extra textmtl rows: emotion and topic batches (multi-task shapes); with `variants`, the config's own arch and
-    changes that show where time could be saved (loss on packed rows, fused AdamW)."""
+    The textmtl rows run the Trainer's step (`make_optimizer`, the packed summarization loss); HF runs plain torch
+    AdamW and the loss on its logits, as a HF user would. Extra textmtl rows: emotion and topic batches (multi-task
+    shapes); with `variants`, the config's own arch and `legacy_step` (full logits + plain AdamW, the step before the
+    packed loss and fused AdamW)."""
     reps = reps or size.reps
     sb = batches["summarization"]
     # the same weights, the same data: check that both compute the same loss before timing anything
@@ -84,18 +80,16 @@ def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, variants=Tr
                           decoder_input_ids=sb["decoder_input_ids"],
                           decoder_attention_mask=sb["decoder_attention_mask"]).logits, sb["labels"]).item()
         l_ours = lm_loss(ours("summarization", sb), sb["labels"]).item()
-        l_packed = None
-        if variants:
-            try:                                # textmtl internals: skip the variant if they have changed
-                l_packed = packed_loss(ours, sb).item()
-            except (ImportError, TypeError, AttributeError) as e:
-                print(f"   (packed_loss variant skipped: {type(e).__name__}: {e})")
+        try:                                    # the Trainer's packed summarization loss must equal the logits' loss
+            l_packed = packed_loss(ours, sb).item()
+        except (ImportError, TypeError, AttributeError) as e:
+            l_packed = None
+            print(f"   (packed_loss check skipped: {type(e).__name__}: {e})")
     fns = {"hf": hf_step_fn(hf, sb), "textmtl": ours_step_fn(ours, "summarization", sb),
            "textmtl:emotion": ours_step_fn(ours, "emotion", batches["emotion"]),
            "textmtl:topic": ours_step_fn(ours, "topic", batches["topic"])}
     if variants:
-        if l_packed is not None: fns["textmtl:packed_loss"] = packed_step_fn(copy.deepcopy(ours), sb)
-        fns["textmtl:fused_adamw"] = ours_step_fn(copy.deepcopy(ours), "summarization", sb, fused=True)
+        fns["textmtl:legacy_step"] = ours_step_fn(copy.deepcopy(ours), "summarization", sb, legacy=True)
         if size.config_arch != "bart":
             fns[f"textmtl:arch_{size.config_arch}"] = ours_step_fn(build_textmtl_arch(size, size.config_arch, device),
                                                                    "summarization", sb)
