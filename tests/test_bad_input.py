@@ -93,7 +93,7 @@ def test_bad_processed_data(fresh, case):
     f = fresh / "processed" / name
     f.write_bytes(b"\n \n" if case == "blank lines only" else b"" if data is None else f.read_bytes() + data)
     before_run, before_data = snapshot(fresh / "run"), snapshot(fresh / "processed")
-    err = user_error("train", "--config", fresh / "tiny.yaml")
+    err = user_error("train", "--config", fresh / "tiny.yaml", "--overwrite")   # even when asked to replace the run
     assert expect in err, err
     assert snapshot(fresh / "run") == before_run            # the existing run folder is untouched
     assert snapshot(fresh / "processed") == before_data     # and so is the data (no silent "repair")
