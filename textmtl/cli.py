@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #3c82f7ee
+# %% ../nbs/30_cli.ipynb #a3499f81
 import argparse, json, os, sys
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #f8611b03
+# %% ../nbs/30_cli.ipynb #0e879342
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
@@ -26,15 +26,16 @@ def _expected_errors():
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #3ac33b41
+# %% ../nbs/30_cli.ipynb #a5d27100
 def _cmd_download(args):
-    from textmtl.config import load_config, project_root
-    from textmtl.data.download import download_all
-    from textmtl.data.preprocessing import DataConfig
+    from textmtl.config import project_root, resolve_path
+    from textmtl.data.download import download_all, resolve_mirror
+    from textmtl.data.preprocessing import load_data_config
     root = project_root()
-    cfg = load_config(root / args.data_config if not Path(args.data_config).is_absolute() else args.data_config, DataConfig)
-    mirror = args.mirror or cfg.mirror
-    report = download_all(cfg.downloads, root / cfg.raw_dir, mirror=mirror, force=args.force, include_books=not args.no_books)
+    cfg = load_data_config(args.data_config, root)
+    mirror = Path(args.mirror) if args.mirror else resolve_mirror(cfg.mirror)   # flag, then $TEXTMTL_MIRROR, then config
+    report = download_all(cfg.downloads, resolve_path(cfg.raw_dir, root), mirror=mirror, force=args.force,
+                          include_books=not args.no_books)
     print(report)
     return 0
 
@@ -44,7 +45,7 @@ def _cmd_prepare(args):
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #fbaa89e7
+# %% ../nbs/30_cli.ipynb #cf8d67ff
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -64,7 +65,7 @@ def _cmd_evaluate(args):
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #acef953d
+# %% ../nbs/30_cli.ipynb #db46be7a
 def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     "Texts from arguments, a file (plain lines or JSONL with `text`/`source`), or stdin."
     if texts:
@@ -98,7 +99,7 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #a331a53c
+# %% ../nbs/30_cli.ipynb #660beb0a
 def _cmd_predict(args):
     from textmtl.inference import Predictor
     texts = read_inputs(args.text, args.file)
@@ -109,7 +110,7 @@ def _cmd_predict(args):
     for r in results: print(json.dumps(r, ensure_ascii=False))
     return 0
 
-# %% ../nbs/30_cli.ipynb #c4853dc1
+# %% ../nbs/30_cli.ipynb #5e35fe21
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import analyze_book
@@ -135,7 +136,7 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #3e845ef6
+# %% ../nbs/30_cli.ipynb #33c76bb8
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textmtl", description=(
         "Train and use one encoder-decoder Transformer for summarization, emotion and topic classification.\n\n"
@@ -208,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
     return p
 
-# %% ../nbs/30_cli.ipynb #c222ab41
+# %% ../nbs/30_cli.ipynb #8f65dffd
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -227,6 +228,6 @@ def main(argv=None) -> int:
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/30_cli.ipynb #b2c1591c
+# %% ../nbs/30_cli.ipynb #f08f3997
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
