@@ -30,12 +30,19 @@ def step_flops(model_cfg: dict, B: int, S: int, T: int, V: int = 50265) -> dict:
 
 
 def counted_flops(model, task: str, batch: dict) -> int:
-    "FLOPs seen by `torch.utils.flop_counter.FlopCounterMode` in forward + backward (CPU SDPA is not counted)."
+    """FLOPs seen by `torch.utils.flop_counter.FlopCounterMode` in forward + backward (CPU SDPA is not counted).
+    Counted with textmtl's oneDNN linears switched off: `FlopCounterMode` knows aten's matmuls, not
+    `torch.ops.mkldnn._linear_pointwise`, and both do the same products."""
     from torch.utils.flop_counter import FlopCounterMode
     from .train_step import task_loss
+    try: from textmtl.models.transformer import set_onednn
+    except ImportError: set_onednn = lambda enabled: True
     model.train()
-    with FlopCounterMode(display=False) as fc:
-        task_loss(task, model(task, batch), batch).backward()
+    prev = set_onednn(False)
+    try:
+        with FlopCounterMode(display=False) as fc:
+            task_loss(task, model(task, batch), batch).backward()
+    finally: set_onednn(prev)
     model.zero_grad(set_to_none=True)
     return int(fc.get_total_flops())
 
