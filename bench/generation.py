@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .common import BenchSize, interleaved, median
+from .train_step import onednn
 
 
 def hf_generation_config(max_new_tokens: int, num_beams: int):
@@ -25,7 +26,7 @@ def check_hf_config(hf):
     if bad: raise ValueError(f"the HF model's generation_config forces tokens {bad}: the lengths would differ")
 
 
-def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, beams=(1, 4)) -> dict:
+def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, beams=(1, 4), variants=False) -> dict:
     """Tokens per second (batch x new tokens / seconds, interleaved medians) of both implementations for each beam
     width, and whether the outputs are identical (required for greedy)."""
     reps = reps or size.reps
@@ -39,10 +40,16 @@ def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, beams=(1, 4
         gc = hf_generation_config(N, k)
         res = {}
         def f_hf(): res["hf"] = hf.generate(input_ids=ids, attention_mask=mask, generation_config=gc)
-        def f_ours(): res["textmtl"] = ours.generate(ids, mask, max_new_tokens=N, num_beams=k, min_new_tokens=N,
-                                                      no_repeat_ngram_size=0, length_penalty=1.0, early_stopping=True)
+        def f_ours_call(): return ours.generate(ids, mask, max_new_tokens=N, num_beams=k, min_new_tokens=N,
+                                                no_repeat_ngram_size=0, length_penalty=1.0, early_stopping=True)
+        def f_ours(): res["textmtl"] = f_ours_call()
+        fns = {"hf": f_hf, "textmtl": f_ours}
+        if variants:                            # textmtl with its oneDNN linears off: aten/MKL matmuls
+            def f_off():
+                with onednn(False): res["textmtl:onednn_off"] = f_ours_call()
+            fns["textmtl:onednn_off"] = f_off
         with torch.inference_mode():
-            times = interleaved({"hf": f_hf, "textmtl": f_ours}, reps, warmup=1, device=device)
+            times = interleaved(fns, reps, warmup=1, device=device)
         a, c = res["hf"].cpu(), res["textmtl"].cpu()
         assert a.shape == (B, N + 1) and c.shape == (B, N + 1), (a.shape, c.shape)
         med = {n: median(t) for n, t in times.items()}
@@ -50,4 +57,9 @@ def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, beams=(1, 4
         out[f"beam{k}"] = {"median_s": med, "times_s": times, "tokens_per_s": tps, "ratio": tps["textmtl"] / tps["hf"],
                            "target": 1.5, "met": tps["textmtl"] / tps["hf"] >= 1.5,
                            "identical": bool(torch.equal(a, c)), "rows_identical": int((a == c).all(1).sum())}
+        if variants:
+            off = res["textmtl:onednn_off"].cpu()
+            out[f"beam{k}"]["onednn_off"] = {"tokens_per_s": tps["textmtl:onednn_off"],
+                                             "ratio": tps["textmtl:onednn_off"] / tps["hf"],
+                                             "rows_identical": int((a == off).all(1).sum())}
     return out

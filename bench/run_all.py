@@ -55,7 +55,7 @@ def run_size(name: str, device: str, reps=None, config=None, only=ALL, profile=F
         log(f"   train: losses hf {r['loss_hf']:.5f} textmtl {r['loss_textmtl']:.5f} packed {r['loss_packed']}; "
             f"medians {', '.join(f'{k} {v:.3f}' for k, v in m.items())}")
     if "gen" in only:
-        r = res["generation"] = generation.run(size, hf, ours, batches, device)
+        r = res["generation"] = generation.run(size, hf, ours, batches, device, variants=variants)
         for k in ("beam1", "beam4"):
             g = r[k]
             rows.append([name, f"generate {'greedy' if k == 'beam1' else 'beam 4'} (tok/s)",
@@ -64,6 +64,10 @@ def run_size(name: str, device: str, reps=None, config=None, only=ALL, profile=F
             rows.append([name, f"  outputs identical ({k})", "", "", f"{g['rows_identical']}/{r['batch']} rows",
                          "identical" if k == "beam1" else "", _yn(g["identical"]) if k == "beam1" else
                          ("yes" if g["identical"] else "no")])
+            if "onednn_off" in g:
+                o = g["onednn_off"]
+                rows.append([name, f"  onednn_off (textmtl only, {k})", "", f"{o['tokens_per_s']:,.0f}",
+                             f"{o['ratio']:.2f}x of HF", "", f"{o['rows_identical']}/{r['batch']} same"])
     if "data" in only and tok is not None and step_s:
         items = raw_items(max(size.batch, size.cls_batch) * 4)
         if items:
@@ -118,7 +122,8 @@ def main(argv=None) -> dict:
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     p.add_argument("--profile", action="store_true", help="also torch.profiler the textmtl step and greedy generation")
     p.add_argument("--variants", action="store_true",
-                   help="also time textmtl variants (legacy_step: full logits + plain AdamW; the config's own arch)")
+                   help="also time textmtl variants (legacy_step: full logits + plain AdamW, no oneDNN; onednn_off: "
+                        "today's step and generation with the oneDNN linears off; the config's own arch)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--json", help="write all results to this JSON file")
     a = p.parse_args(argv)

@@ -47,15 +47,30 @@ def textmtl_loss(model, task, batch):
     return task_loss(task, model(task, batch), batch)
 
 
-def ours_step_fn(model, task, batch, legacy=False, **opt_kw):
+def onednn(enabled: bool):
+    "Context: textmtl's oneDNN linears on/off for the duration (a no-op for a textmtl without them)."
+    from contextlib import contextmanager
+    try: from textmtl.models.transformer import set_onednn
+    except ImportError: set_onednn = lambda enabled: True
+    @contextmanager
+    def ctx():
+        prev = set_onednn(enabled)
+        try: yield
+        finally: set_onednn(prev)
+    return ctx()
+
+
+def ours_step_fn(model, task, batch, legacy=False, use_onednn=True, **opt_kw):
     """A closure doing one textmtl training step of `task` on `batch`, as the Trainer does it (its optimizer, its loss).
-    `legacy=True`: the step before the packed loss and fused AdamW (full logits + `task_loss`, plain torch AdamW)."""
+    `legacy=True`: the step before any optimisation (full logits + `task_loss`, plain torch AdamW, no oneDNN);
+    `use_onednn=False`: the Trainer's step with textmtl's oneDNN linears switched off (aten/MKL matmuls)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **opt_kw) if legacy else textmtl_optimizer(model)
     model.train()
     def step():
-        opt.zero_grad(set_to_none=True)
-        loss = task_loss(task, model(task, batch), batch) if legacy else textmtl_loss(model, task, batch)
-        loss.backward(); opt.step()
+        with onednn(use_onednn and not legacy):
+            opt.zero_grad(set_to_none=True)
+            loss = task_loss(task, model(task, batch), batch) if legacy else textmtl_loss(model, task, batch)
+            loss.backward(); opt.step()
         return loss
     return step
 
@@ -69,8 +84,8 @@ def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, variants=Tr
     """Interleaved medians (seconds) of one training step. Headline: textmtl / HF on the same summarization batch.
     The textmtl rows run the Trainer's step (`make_optimizer`, the packed summarization loss); HF runs plain torch
     AdamW and the loss on its logits, as a HF user would. Extra textmtl rows: emotion and topic batches (multi-task
-    shapes); with `variants`, the config's own arch and `legacy_step` (full logits + plain AdamW, the step before the
-    packed loss and fused AdamW)."""
+    shapes); with `variants`, the config's own arch, `legacy_step` (full logits + plain AdamW without oneDNN: the step
+    before any optimisation) and `onednn_off` (today's step with the oneDNN linears off)."""
     reps = reps or size.reps
     sb = batches["summarization"]
     # the same weights, the same data: check that both compute the same loss before timing anything
@@ -90,6 +105,7 @@ def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, variants=Tr
            "textmtl:topic": ours_step_fn(ours, "topic", batches["topic"])}
     if variants:
         fns["textmtl:legacy_step"] = ours_step_fn(copy.deepcopy(ours), "summarization", sb, legacy=True)
+        fns["textmtl:onednn_off"] = ours_step_fn(copy.deepcopy(ours), "summarization", sb, use_onednn=False)
         if size.config_arch != "bart":
             fns[f"textmtl:arch_{size.config_arch}"] = ours_step_fn(build_textmtl_arch(size, size.config_arch, device),
                                                                    "summarization", sb)
