@@ -34,15 +34,10 @@ def counted_flops(model, task: str, batch: dict) -> int:
     Counted with textmtl's oneDNN linears switched off: `FlopCounterMode` knows aten's matmuls, not
     `torch.ops.mkldnn._linear_pointwise`, and both do the same products."""
     from torch.utils.flop_counter import FlopCounterMode
-    from .train_step import task_loss
-    try: from textmtl.models.transformer import set_onednn
-    except ImportError: set_onednn = lambda enabled: True
+    from .train_step import onednn, task_loss
     model.train()
-    prev = set_onednn(False)
-    try:
-        with FlopCounterMode(display=False) as fc:
-            task_loss(task, model(task, batch), batch).backward()
-    finally: set_onednn(prev)
+    with onednn(False), FlopCounterMode(display=False) as fc:
+        task_loss(task, model(task, batch), batch).backward()
     model.zero_grad(set_to_none=True)
     return int(fc.get_total_flops())
 

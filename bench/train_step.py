@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -47,17 +48,15 @@ def textmtl_loss(model, task, batch):
     return task_loss(task, model(task, batch), batch)
 
 
+@contextmanager
 def onednn(enabled: bool):
-    "Context: textmtl's oneDNN linears on/off for the duration (a no-op for a textmtl without them)."
-    from contextlib import contextmanager
+    "Context: textmtl's oneDNN matmuls on/off for the duration (a no-op for a textmtl without them)."
     try: from textmtl.models.transformer import set_onednn
-    except ImportError: set_onednn = lambda enabled: True
-    @contextmanager
-    def ctx():
-        prev = set_onednn(enabled)
-        try: yield
-        finally: set_onednn(prev)
-    return ctx()
+    except ImportError:
+        yield; return
+    prev = set_onednn(enabled)
+    try: yield
+    finally: set_onednn(prev)
 
 
 def ours_step_fn(model, task, batch, legacy=False, use_onednn=True, **opt_kw):
