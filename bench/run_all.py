@@ -106,6 +106,29 @@ def run_size(name: str, device: str, reps=None, config=None, only=ALL, profile=F
     return res
 
 
+def run_bert2bert(device: str, reps=None, log=print) -> dict:
+    "The warm-started quick.yaml model (copy off) against its transformers EncoderDecoderModel twin (bench/bert2bert.py)."
+    from bench import bert2bert
+    import yaml
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1]/"configs/training/quick.yaml").read_text())
+    d = cfg.get("data") or {}
+    r = bert2bert.run(reps=reps or 3, decoder_layers=int((cfg.get("model") or {}).get("decoder_layers", 6)),
+                      batch=int((d.get("batch_size") or {}).get("summarization", 8)),
+                      src_len=int(d.get("max_source_length", 144)), tgt_len=int(d.get("max_target_length", 48)),
+                      device=device, log=log)
+    t = r["train"]
+    rows = [["bert2bert", "train step, summarization (s)", f"{t['median_s']['hf']:.3f}", f"{t['median_s']['textmtl']:.3f}",
+             f"{t['ratio']:.2f}x", "<= 0.80x", _yn(t["met"])]]
+    for k in ("beam1", "beam4"):
+        g = r[k]
+        rows.append(["bert2bert", f"generate {'greedy' if k == 'beam1' else 'beam 4'} (tok/s)",
+                     f"{g['tokens_per_s']['hf']:,.0f}", f"{g['tokens_per_s']['textmtl']:,.0f}", f"{g['ratio']:.2f}x",
+                     ">= 1.50x", _yn(g["met"])])
+        rows.append(["bert2bert", f"  outputs identical ({k})", "", "", "", "identical" if k == "beam1" else "",
+                     _yn(g["identical"])])
+    return {**r, "rows": rows, "size": {"notes": []}}
+
+
 def format_table(rows) -> str:
     head = ["size", "benchmark", "HF", "textmtl", "ratio (textmtl/HF)", "target", "met"]
     w = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
@@ -116,7 +139,9 @@ def format_table(rows) -> str:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda")
-    p.add_argument("--sizes", default="quick,default", help="comma-separated: quick, default (tiny: smoke tests)")
+    p.add_argument("--sizes", default="quick,default,bert2bert",
+                   help="comma-separated: quick (from-scratch BART sizes of scratch.yaml), default (bart-base sizes), "
+                        "bert2bert (the warm-started quick.yaml model vs its EncoderDecoderModel twin); tiny: smoke tests")
     p.add_argument("--reps", type=int, help="timed repetitions per benchmark (default: 3 on CPU, 5 on CUDA)")
     p.add_argument("--config", help="a training YAML to take the sizes from (only with one size)")
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
@@ -144,6 +169,10 @@ def main(argv=None) -> dict:
     results = {"env": env, "sizes": {}}
     rows = []
     for s in sizes:
+        if s == "bert2bert":
+            r = run_bert2bert(device, a.reps)
+            results["sizes"][s] = r; rows += r["rows"]
+            continue
         r = run_size(s, device, a.reps, a.config, only, a.profile, a.threads, a.variants)
         results["sizes"][s] = r; rows += r["rows"]
     print()

@@ -73,3 +73,19 @@ def test_sizes_and_flops_formula():
     assert f["forward"] == {"encoder_linear": 512, "encoder_attention": 64, "decoder_linear": 448,
                             "decoder_attention": 48, "lm_head": 80}
     assert f["total"] == 3 * 1152
+
+
+def test_bert2bert_bench_smoke(mirror):
+    "The warm-started model against its EncoderDecoderModel twin: real MiniLM weights, identical greedy outputs."
+    from bench import bert2bert
+    r = bert2bert.run(reps=1, decoder_layers=1, batch=2, src_len=32, tgt_len=8, new_tokens=4, log=lambda *a: None)
+    assert r["train"]["median_s"]["hf"] > 0 and r["train"]["median_s"]["textmtl"] > 0
+    assert r["beam1"]["identical"], "greedy outputs of textmtl and its BERT2BERT twin differ on the same weights"
+    assert r["beam4"]["tokens_per_s"]["textmtl"] > 0
+
+
+def test_lead3():
+    from bench.baselines import lead3
+    assert lead3(["One sentence here. Two sentences here. Three here. Four here."]) == [
+        "One sentence here. Two sentences here. Three here."]
+    assert lead3(["Only one."]) == ["Only one."]
