@@ -7,7 +7,7 @@ training step time and greedy / beam-4 tokens per second, interleaved, on real W
 """
 from __future__ import annotations
 
-import sys
+import copy, sys
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -50,6 +50,7 @@ def run(reps: int = 3, decoder_layers: int = 3, batch: int = 8, src_len: int = 1
     from transformers import GenerationConfig
     twin, ours, tok = build(decoder_layers, device=device)
     b = batches(tok, batch, src_len, tgt_len, device)
+    gen_twin, gen_ours = copy.deepcopy(twin), copy.deepcopy(ours)     # training changes the weights: generate from copies
     opt = torch.optim.AdamW(twin.parameters(), lr=1e-4)
     def hf_step():
         opt.zero_grad(set_to_none=True)
@@ -61,7 +62,7 @@ def run(reps: int = 3, decoder_layers: int = 3, batch: int = 8, src_len: int = 1
     step = {k: median(v) for k, v in times.items()}
     res = {"train": {"median_s": step, "ratio": step["textmtl"] / step["hf"], "target": 0.8}}
     res["train"]["met"] = res["train"]["ratio"] <= 0.8
-    twin.eval(); ours.eval()
+    twin, ours = gen_twin.eval(), gen_ours.eval()
     ids, mask = b["input_ids"][:4], b["attention_mask"][:4]
     for k in (1, 4):
         beam = dict(length_penalty=1.0, early_stopping=True) if k > 1 else {}
