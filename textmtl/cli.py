@@ -66,6 +66,10 @@ def _cmd_evaluate(args):
     return 0
 
 # %% ../nbs/30_cli.ipynb #db46be7a
+def _split_lines(text: str) -> list[str]:
+    "Split at `\\n` only (one trailing `\\r` removed per line); unlike `str.splitlines`, other line-break characters stay."
+    return [l[:-1] if l.endswith("\r") else l for l in text.split("\n")]
+
 def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     "Texts from arguments, a file (plain lines or JSONL with `text`/`source`), or stdin."
     if texts:
@@ -76,12 +80,12 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
         p = Path(file)
         if not p.is_file(): raise FileNotFoundError(f"{p}: no such input file")
         data = p.read_bytes()
-        try: lines = data.decode("utf-8-sig").splitlines()
+        try: lines = _split_lines(data.decode("utf-8-sig"))
         except UnicodeDecodeError as e:
             line = data[:e.start].count(b"\n") + 1
             raise ValueError(f"{p}:{line}: not UTF-8 (byte {data[e.start]:#04x}); convert the file to UTF-8") from None
     else:
-        lines = (stdin or sys.stdin).read().splitlines()
+        lines = _split_lines((stdin or sys.stdin).read())
     out = []
     for i, line in enumerate(lines, 1):
         if not line.strip(): continue
