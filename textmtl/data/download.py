@@ -5,7 +5,7 @@
 # %% ../../nbs/02_download.ipynb #bf752a3e
 from __future__ import annotations
 
-import contextlib, hashlib, logging, os, shutil, time, uuid
+import contextlib, hashlib, logging, os, re, shutil, signal, socket, threading, time, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -14,8 +14,9 @@ import requests
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['log', 'MIRROR_ENV', 'DownloadItem', 'DownloadsConfig', 'DownloadError', 'sha256_file', 'download_file',
-           'resolve_mirror', 'copy_from_mirror', 'DownloadReport', 'download_all']
+__all__ = ['log', 'STALE_AFTER', 'MIRROR_ENV', 'DownloadItem', 'DownloadsConfig', 'DownloadError', 'sha256_file', 'sha256_tree',
+           'looks_like_html', 'check_data', 'remove_stale_partials', 'download_file', 'resolve_mirror',
+           'copy_from_mirror', 'DownloadReport', 'download_all']
 
 # %% ../../nbs/02_download.ipynb #83dde9b2
 @dataclass
@@ -26,13 +27,29 @@ class DownloadItem:
     output: str
     mirror_path: Optional[str] = None  # defaults to `output`
     optional: bool = False
-    sha256: Optional[str] = None
+    sha256: Optional[str] = None         # of the file `url` serves (a folder: `sha256_tree`)
+    size: Optional[int] = None           # its size in bytes (a folder: the total of its files)
+    mirror_sha256: Optional[str] = None  # the same for the mirror's copy, where it is not the published file
+    mirror_size: Optional[int] = None
 
     def __post_init__(self):
         if self.mirror_path is None: self.mirror_path = self.output
         if not self.name: raise ValueError("name must not be empty")
         if not self.output or Path(self.output).is_absolute() or ".." in Path(self.output).parts:
             raise ValueError(f"output must be a relative path inside raw_dir, got {self.output!r}")
+        for key in ("sha256", "mirror_sha256"):
+            v = getattr(self, key)
+            if v is not None:
+                if not re.fullmatch(r"[0-9a-fA-F]{64}", str(v)): raise ValueError(f"{key} must be 64 hex digits, got {v!r}")
+                setattr(self, key, v.lower())
+        for key in ("size", "mirror_size"):
+            if (v := getattr(self, key)) is not None and v < 0: raise ValueError(f"{key} must be >= 0 bytes, got {v}")
+
+    def expected(self, mirror: bool = False) -> tuple[Optional[str], Optional[int]]:
+        "`(sha256, size)` a copy from the mirror (`mirror=True`) or from `url` must have; None where not configured."
+        if mirror and (self.mirror_sha256 is not None or self.mirror_size is not None):
+            return self.mirror_sha256, self.mirror_size
+        return self.sha256, self.size
 
 @dataclass
 class DownloadsConfig:
@@ -48,8 +65,11 @@ log = logging.getLogger(__name__)
 class DownloadError(RuntimeError):
     "A download or mirror copy failed; the message says which item/URL/path and how to fix it."
 
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:40] or "host"
+_LIVE: set = set()   # temporary paths being written by this process
+
 def _temp_path(dest: Path) -> Path:
-    return dest.with_name(f"{dest.name}.partial-{uuid.uuid4().hex[:12]}")
+    return dest.with_name(f"{dest.name}.partial-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 def _fsync_path(path: Path):
     "Flush a file's data (or a folder's entries) to disk."
@@ -76,6 +96,28 @@ def _swap_in(tmp: Path, dest: Path):
         os.replace(tmp, dest)
     _fsync_path(dest.parent)
 
+def _on_sigterm(signum, frame):
+    "Remove this process's temporary files, then die of SIGTERM as the default disposition would have."
+    for p in list(_LIVE):
+        with contextlib.suppress(OSError): _remove(p)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+@contextlib.contextmanager
+def _staged(dest: Path):
+    "A fresh temporary path next to `dest` for the caller to fill and `_swap_in`; whatever is left there is removed on exit."
+    tmp = _temp_path(dest)
+    catch = (hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread()
+             and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    _LIVE.add(tmp)
+    if catch: signal.signal(signal.SIGTERM, _on_sigterm)
+    try: yield tmp
+    finally:
+        if catch and signal.getsignal(signal.SIGTERM) is _on_sigterm: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _LIVE.discard(tmp)
+        _remove(tmp)
+
+# %% ../../nbs/02_download.ipynb #addc4324
 def sha256_file(path, chunk_size: int = 1 << 20) -> str:
     "Hex SHA-256 of a file."
     h = hashlib.sha256()
@@ -83,12 +125,82 @@ def sha256_file(path, chunk_size: int = 1 << 20) -> str:
         while chunk := f.read(chunk_size): h.update(chunk)
     return h.hexdigest()
 
-def _check_sha256(path: Path, expected: Optional[str], what: str):
-    if expected and (got := sha256_file(path)) != expected.lower():
-        raise DownloadError(f"{what}: sha256 mismatch: expected {expected}, got {got}. The source changed or is "
-                            f"corrupt; update `sha256` in configs/data/datasets.yaml only if the new file is trusted.")
+def _tree_files(folder: Path) -> list[tuple[str, Path]]:
+    return sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file())
 
-# %% ../../nbs/02_download.ipynb #3920be28
+def sha256_tree(folder) -> str:
+    "Hex SHA-256 of a folder: of the `sha256sum` lines (`<sha256>  <relative path>`) of its files, sorted by path."
+    h = hashlib.sha256()
+    for rel, p in _tree_files(Path(folder)): h.update(f"{sha256_file(p)}  {rel}\n".encode("utf-8"))
+    return h.hexdigest()
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for _, p in _tree_files(path)) if path.is_dir() else path.stat().st_size
+
+def looks_like_html(path) -> bool:
+    "Whether the file starts, after an optional byte-order mark and whitespace, with `<!DOCTYPE html` or `<html`."
+    with open(path, "rb") as f: head = f.read(4096)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")): head = head.decode("utf-16", "ignore").encode("ascii", "ignore")
+    head = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+def check_data(path, sha256: Optional[str] = None, size: Optional[int] = None, html_ok: bool = False) -> Optional[str]:
+    "What is wrong with the file or folder at `path` as the expected data (HTML page, size, sha256), or None."
+    path = Path(path)
+    if not html_ok and path.is_file() and looks_like_html(path):
+        return "an HTML page where data was expected (it starts with <!DOCTYPE html or <html)"
+    if size is not None and (got := _size(path)) != size:
+        return f"size mismatch: expected {size} bytes, got {got}"
+    if sha256 and (got := (sha256_tree(path) if path.is_dir() else sha256_file(path))) != sha256.lower():
+        return f"sha256 mismatch: expected {sha256.lower()}, got {got}"
+    return None
+
+def _is_html_name(dest: Path) -> bool:
+    return dest.suffix.lower() in (".html", ".htm", ".xhtml")
+
+def _verify(tmp: Path, src: str, dest: Path, sha256: Optional[str], size: Optional[int], mirror: bool):
+    "Raise a one-line `DownloadError` (source, problem with expected vs got, what was kept, what to do) if `tmp` is not the data."
+    problem = check_data(tmp, sha256, size, html_ok=_is_html_name(dest))
+    if problem is None: return
+    kept = f"the earlier {dest} is unchanged" if dest.exists() else f"nothing was written to {dest}"
+    if problem.startswith("an HTML page"):
+        todo = ("put the real file in the mirror" if mirror else "the server sent a web page (login, error or moved page): "
+                f"open the URL in a browser, fix `url` in configs/data/datasets.yaml, or download the file by hand to {dest}")
+    elif mirror:
+        todo = ("replace the mirror's file with the published one, or, if this file is trusted, set `mirror_sha256`/"
+                "`mirror_size` of the item in configs/data/datasets.yaml")
+    else:
+        todo = ("run again (a corrupt transfer); if it persists, the file changed upstream: update `sha256`/`size` of the "
+                "item in configs/data/datasets.yaml only if the new file is trusted")
+    raise DownloadError(f"{src}: {problem}; not kept, {kept}. To fix: {todo}.")
+
+# %% ../../nbs/02_download.ipynb #56524e73
+STALE_AFTER = 3600   # seconds without a write after which any temporary download entry counts as abandoned
+_PARTIAL = re.compile(r"\.partial-(?:(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-)?[0-9a-f]{8,12}$")
+
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: return True   # e.g. PermissionError: it exists, under another user
+    return True
+
+def remove_stale_partials(folder, stale_after: float = STALE_AFTER) -> list[Path]:
+    "Remove abandoned `*.partial-*` entries in `folder` (dead pid on this host, or no write for `stale_after` s); returns them."
+    try: entries = list(Path(folder).iterdir())
+    except (FileNotFoundError, NotADirectoryError): return []
+    removed = []
+    for p in entries:
+        if not (m := _PARTIAL.search(p.name)) or p in _LIVE: continue
+        try: age = time.time() - p.lstat().st_mtime
+        except FileNotFoundError: continue
+        dead = m["host"] == _HOST and os.name != "nt" and not _pid_alive(int(m["pid"]))
+        if dead or age > stale_after:
+            log.info("removing %s, left behind by an interrupted download (%s)", p, "its process is gone" if dead else
+                     f"untouched for {age / 60:.0f} min")
+            _remove(p); removed.append(p)
+    return removed
+
+# %% ../../nbs/02_download.ipynb #881b4e35
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 class _Truncated(Exception): pass
@@ -110,9 +222,10 @@ def _fetch_once(url: str, tmp: Path, timeout: float, progress: bool, desc: str):
             raise _Truncated(f"got {n} of {expected} bytes")
 
 def download_file(url: str, dest, retries: int = 3, timeout: float = 60, progress: bool = True, *,
-                  force: bool = False, sha256: Optional[str] = None, backoff: float = 1.0) -> bool:
-    "Download `url` to `dest` atomically with retries; returns False (and does nothing) when `dest` exists and not `force`."
+                  force: bool = False, sha256: Optional[str] = None, size: Optional[int] = None, backoff: float = 1.0) -> bool:
+    "Download `url` to `dest` atomically with retries, checked (`check_data`); False (nothing done) when `dest` exists and not `force`."
     dest = Path(dest)
+    remove_stale_partials(dest.parent)
     if dest.exists() and not force: return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     last = None
@@ -121,11 +234,11 @@ def download_file(url: str, dest, retries: int = 3, timeout: float = 60, progres
             delay = backoff * 2 ** (attempt - 1)
             log.warning("download %s failed (%s); retry %d/%d in %.1fs", url, last, attempt, retries, delay)
             time.sleep(delay)
-        tmp = _temp_path(dest)
         try:
-            _fetch_once(url, tmp, timeout, progress, dest.name)
-            _check_sha256(tmp, sha256, url)
-            _swap_in(tmp, dest)
+            with _staged(dest) as tmp:
+                _fetch_once(url, tmp, timeout, progress, dest.name)
+                _verify(tmp, url, dest, sha256, size, mirror=False)
+                _swap_in(tmp, dest)
             return True
         except requests.HTTPError as e:
             code = e.response.status_code if e.response is not None else None
@@ -137,12 +250,10 @@ def download_file(url: str, dest, retries: int = 3, timeout: float = 60, progres
             last = f"truncated body ({e})"
         except _TRANSIENT as e:
             last = f"{type(e).__name__}: {e}"
-        finally:
-            _remove(tmp)
     raise DownloadError(f"{url}: failed after {retries + 1} attempts (last error: {last}). Check the network, or download "
                         f"the file by hand to {dest}, or point TEXTMTL_MIRROR at a local mirror.")
 
-# %% ../../nbs/02_download.ipynb #ec540727
+# %% ../../nbs/02_download.ipynb #1a61a47a
 MIRROR_ENV = "TEXTMTL_MIRROR"
 
 def resolve_mirror(config_mirror: Optional[str] = None) -> Optional[Path]:
@@ -150,25 +261,23 @@ def resolve_mirror(config_mirror: Optional[str] = None) -> Optional[Path]:
     value = os.environ.get(MIRROR_ENV) or config_mirror
     return Path(value).expanduser() if value else None
 
-def copy_from_mirror(src, dest, force: bool = False, sha256: Optional[str] = None) -> bool:
-    "Copy a file or folder `src` to `dest` atomically; returns False when `dest` exists and not `force`."
+def copy_from_mirror(src, dest, force: bool = False, sha256: Optional[str] = None, size: Optional[int] = None) -> bool:
+    "Copy a file or folder `src` to `dest` atomically, checked (`check_data`); False when `dest` exists and not `force`."
     src, dest = Path(src), Path(dest)
+    remove_stale_partials(dest.parent)
     if dest.exists() and not force: return False
     if not src.exists(): raise FileNotFoundError(src)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(dest)
-    try:
+    with _staged(dest) as tmp:
         if src.is_dir():
             shutil.copytree(src, tmp, copy_function=shutil.copyfile)  # copyfile: no read-only bits from the mirror
         else:
             shutil.copyfile(src, tmp); _fsync_path(tmp)
-            _check_sha256(tmp, sha256, str(src))
+        _verify(tmp, str(src), dest, sha256, size, mirror=True)
         _swap_in(tmp, dest)
-    finally:
-        _remove(tmp)
     return True
 
-# %% ../../nbs/02_download.ipynb #cd89f665
+# %% ../../nbs/02_download.ipynb #772a4fdb
 @dataclass
 class DownloadReport:
     "What `download_all` did, as lists of item names."
@@ -177,6 +286,7 @@ class DownloadReport:
     skipped: list[str] = field(default_factory=list)
     missing_optional: list[str] = field(default_factory=list)
     manual: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)   # fetched/copied without a configured sha256 (HTML check only)
 
     def __str__(self):
         return "\n".join(f"{k:>16}: {len(v):2d}  {', '.join(v)}" for k, v in vars(self).items() if v) or "nothing to do"
@@ -190,14 +300,17 @@ def download_all(downloads: DownloadsConfig, raw_dir, mirror=None, force: bool =
     items = list(downloads.datasets) + (list(downloads.books) if include_books else [])
     for item in items:
         dest = raw_dir/item.output
+        remove_stale_partials(dest.parent)
         if dest.exists() and not force:
             report.skipped.append(item.name); continue
         if mirror is not None:
             src = mirror/item.mirror_path
             if src.exists():
-                try: copy_from_mirror(src, dest, force=force, sha256=item.sha256)
+                sha256, size = item.expected(mirror=True)
+                try: copy_from_mirror(src, dest, force=force, sha256=sha256, size=size)
                 except DownloadError as e: errors.append(f"{item.name}: {e}"); continue
                 report.copied.append(item.name)
+                if not sha256: report.unchecked.append(item.name)
             elif item.optional:
                 log.warning("optional item %s not in the mirror (%s); skipped", item.name, src)
                 report.missing_optional.append(item.name)
@@ -206,9 +319,11 @@ def download_all(downloads: DownloadsConfig, raw_dir, mirror=None, force: bool =
                               f"key). Add {item.mirror_path} to the mirror, fix `mirror_path`, or unset the mirror to "
                               f"download {item.url or '(no url)'}.")
         elif item.url:
+            sha256, size = item.expected(mirror=False)
             try:
-                download_file(item.url, dest, downloads.retries, downloads.timeout, progress, force=force, sha256=item.sha256)
+                download_file(item.url, dest, downloads.retries, downloads.timeout, progress, force=force, sha256=sha256, size=size)
                 report.fetched.append(item.name)
+                if not sha256: report.unchecked.append(item.name)
             except DownloadError as e:
                 if item.optional:
                     log.warning("optional item %s could not be downloaded: %s", item.name, e)
