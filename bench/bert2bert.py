@@ -37,10 +37,10 @@ def build(decoder_layers: int = 3, backbone: str = BACKBONE, device="cpu"):
 
 def batches(tok, batch=8, src_len=144, tgt_len=48, device="cpu") -> dict:
     "A summarization batch of real CNN/DailyMail articles (mirror) through textmtl's collator."
-    from textmtl.data.dataloader import SummarizationCollator
+    from textmtl.data.dataloader import Seq2SeqCollator
     items = raw_items(batch)
     if not items: raise SystemExit("bench.bert2bert needs the datasets mirror ($TEXTMTL_MIRROR or ../shared/datasets)")
-    b = SummarizationCollator(tok, src_len, tgt_len)(items["summarization"][:batch])
+    b = Seq2SeqCollator(tok, src_len, tgt_len)(items["summarization"][:batch])
     return {k: v.to(device) for k, v in b.items()}
 
 

@@ -123,7 +123,7 @@ def build_textmtl_arch(size: BenchSize, arch: str, device="cpu", seed: int = 0):
     from textmtl.models.transformer import ModelConfig, MultiTaskTransformer
     torch.manual_seed(seed)
     c = ModelConfig(arch=arch, **{k: size.model[k] for k in _MODEL_KEYS})
-    return MultiTaskTransformer(c, 50265, 1, 2, 2, num_emotions=len(EMOTIONS), num_topics=len(TOPICS)).to(device)
+    return MultiTaskTransformer(c, 50265, 1, 2, 2, num_labels={"emotion": len(EMOTIONS), "topic": len(TOPICS)}).to(device)
 
 # ---------------------------------------------------------------------------------------------------- data
 def mirror() -> Optional[Path]:
@@ -149,7 +149,7 @@ def raw_items(n: int) -> dict[str, list[dict]]:
     with open(m / "cnn_dailymail" / "test_pointergen.jsonl", encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
-            out["summarization"].append({"source": r["article"], "summary": r["highlights"].replace("\n", " ")})
+            out["summarization"].append({"source": r["article"], "target": r["highlights"].replace("\n", " ")})
             if len(out["summarization"]) >= n: break
     with open(m / "goemotions" / "train.tsv", encoding="utf-8") as f:
         for line in f:
@@ -169,10 +169,10 @@ def make_batches(size: BenchSize, tokenizer=None, device="cpu") -> dict[str, dic
     tokenizer and mirror are there (padding as in training), else random ids of the full lengths."""
     items = raw_items(max(size.batch, size.cls_batch)) if tokenizer is not None else {}
     if items:
-        from textmtl.data.dataloader import SummarizationCollator, EmotionCollator, TopicCollator
-        b = {"summarization": SummarizationCollator(tokenizer, size.src_len, size.tgt_len)(items["summarization"][:size.batch]),
-             "emotion": EmotionCollator(tokenizer, size.cls_len)(items["emotion"][:size.cls_batch]),
-             "topic": TopicCollator(tokenizer, size.cls_len)(items["topic"][:size.cls_batch])}
+        from textmtl.data.dataloader import Seq2SeqCollator, MultiLabelCollator, SingleLabelCollator
+        b = {"summarization": Seq2SeqCollator(tokenizer, size.src_len, size.tgt_len)(items["summarization"][:size.batch]),
+             "emotion": MultiLabelCollator(tokenizer, size.cls_len)(items["emotion"][:size.cls_batch]),
+             "topic": SingleLabelCollator(tokenizer, size.cls_len)(items["topic"][:size.cls_batch])}
     else:
         g = torch.Generator().manual_seed(0)
         ids = lambda B, T: torch.cat([torch.zeros(B, 1, dtype=torch.long), torch.randint(4, 50000, (B, T - 2), generator=g),

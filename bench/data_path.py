@@ -13,7 +13,7 @@ def pretokenize(tokenizer, items, max_source_length: int, max_target_length: int
     "Tokenize summarization items once (truncated, unpadded id lists): what a cache of the dataset would hold."
     enc = lambda texts, n: tokenizer.hf(list(texts), truncation=True, max_length=n)["input_ids"]
     src = enc((it["source"] for it in items), max_source_length)
-    tgt = enc((it["summary"] for it in items), max_target_length)
+    tgt = enc((it["target"] for it in items), max_target_length)
     return [{"source_ids": s, "summary_ids": t} for s, t in zip(src, tgt)]
 
 
@@ -27,7 +27,7 @@ def _pad(seqs: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 class PretokenizedSummarizationCollator:
-    "The batch `SummarizationCollator` makes, from pre-tokenized items: padding only, no tokenizer call."
+    "The batch `Seq2SeqCollator` makes, from pre-tokenized items: padding only, no tokenizer call."
     def __init__(self, pad_token_id: int, decoder_start_token_id: int):
         self.pad, self.start = pad_token_id, decoder_start_token_id
 
@@ -45,14 +45,14 @@ def run(size: BenchSize, tokenizer, items: dict, step_s: dict, reps=None, n_batc
     """Seconds per batch of each collation path (median over `reps` x `n_batches` different batches) and its share
     of the textmtl step time `step_s[task]`; target: under 5%. Checks that the pre-tokenized path gives the very
     same tensors as the textmtl collator."""
-    from textmtl.data.dataloader import SummarizationCollator, EmotionCollator, TopicCollator
+    from textmtl.data.dataloader import Seq2SeqCollator, MultiLabelCollator, SingleLabelCollator
     reps = reps or size.reps
     md = tokenizer.metadata
     res = {}
     paths = {
-        "summarization": (SummarizationCollator(tokenizer, size.src_len, size.tgt_len), items["summarization"], size.batch),
-        "emotion": (EmotionCollator(tokenizer, size.cls_len), items["emotion"], size.cls_batch),
-        "topic": (TopicCollator(tokenizer, size.cls_len), items["topic"], size.cls_batch),
+        "summarization": (Seq2SeqCollator(tokenizer, size.src_len, size.tgt_len), items["summarization"], size.batch),
+        "emotion": (MultiLabelCollator(tokenizer, size.cls_len), items["emotion"], size.cls_batch),
+        "topic": (SingleLabelCollator(tokenizer, size.cls_len), items["topic"], size.cls_batch),
     }
     pool = items["summarization"]
     t0 = time.perf_counter()
@@ -61,7 +61,7 @@ def run(size: BenchSize, tokenizer, items: dict, step_s: dict, reps=None, n_batc
     pre = PretokenizedSummarizationCollator(md.pad_token_id, md.decoder_start_token_id)
     for i in range(0, len(pool) - size.batch + 1, size.batch):        # same tensors, batch by batch
         a, b = paths["summarization"][0](pool[i:i + size.batch]), pre(cached[i:i + size.batch])
-        assert all(torch.equal(a[k], b[k]) for k in a), "pre-tokenized collation differs from SummarizationCollator"
+        assert all(torch.equal(a[k], b[k]) for k in a), "pre-tokenized collation differs from Seq2SeqCollator"
     runs = {f"{t}:on_the_fly": (c, its, B) for t, (c, its, B) in paths.items()}
     runs["summarization:pretokenized"] = (pre, cached, size.batch)
     for name, (collate, its, B) in runs.items():
