@@ -15,7 +15,7 @@ if __package__ in (None, ""):
 
 import torch
 
-from .common import EMOTIONS, TOPICS, ROOT, interleaved, median, mirror, raw_items
+from .common import EMOTIONS, TOPICS, ROOT, enable_cpu_kernels, interleaved, median, mirror, raw_items
 from .train_step import lm_loss, ours_step_fn
 
 BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
@@ -32,7 +32,7 @@ def build(decoder_layers: int = 3, backbone: str = BACKBONE, device="cpu"):
                         decoder_layers=decoder_layers, dropout=0.0, attention_dropout=0.0).to(device)
     twin = export_hf_bert2bert(ours).to(device)
     twin.config._attn_implementation = "sdpa"
-    return twin, ours, tok
+    return twin, enable_cpu_kernels(ours), tok
 
 
 def batches(tok, batch=8, src_len=144, tgt_len=48, device="cpu") -> dict:

@@ -105,6 +105,13 @@ EMOTIONS = [f"emotion_{i}" for i in range(28)]
 TOPICS = ["World", "Sports", "Business", "Sci/Tech"]
 
 
+def enable_cpu_kernels(model):
+    "textmtl's CPU fast paths, as the Trainer and Predictor switch them on (a no-op for a textmtl without the hook)."
+    try: from textmtl.models.cpu_kernels import enable_cpu_kernels as enable
+    except ImportError: return model
+    return enable(model)
+
+
 def build_pair(size: BenchSize, device="cpu", seed: int = 0):
     """(hf, ours): a `BartForConditionalGeneration` (SDPA attention) built from `hf_config(size)` with seeded random
     weights, and the textmtl `MultiTaskTransformer` importing exactly those weights (plus emotion/topic heads)."""
@@ -115,7 +122,7 @@ def build_pair(size: BenchSize, device="cpu", seed: int = 0):
     cfg._attn_implementation = "sdpa"
     hf = BartForConditionalGeneration(cfg).to(device)
     ours = from_hf_bart(hf, label_vocab={"emotion": EMOTIONS, "topic": TOPICS}).to(device)
-    return hf, ours
+    return hf, enable_cpu_kernels(ours)
 
 
 def build_textmtl_arch(size: BenchSize, arch: str, device="cpu", seed: int = 0):
@@ -123,7 +130,7 @@ def build_textmtl_arch(size: BenchSize, arch: str, device="cpu", seed: int = 0):
     from textmtl.models.transformer import ModelConfig, MultiTaskTransformer
     torch.manual_seed(seed)
     c = ModelConfig(arch=arch, **{k: size.model[k] for k in _MODEL_KEYS})
-    return MultiTaskTransformer(c, 50265, 1, 2, 2, num_labels={"emotion": len(EMOTIONS), "topic": len(TOPICS)}).to(device)
+    return enable_cpu_kernels(MultiTaskTransformer(c, 50265, 1, 2, 2, num_labels={"emotion": len(EMOTIONS), "topic": len(TOPICS)}).to(device))
 
 # ---------------------------------------------------------------------------------------------------- data
 def mirror() -> Optional[Path]:

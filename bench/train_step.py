@@ -51,7 +51,7 @@ def textmtl_loss(model, task, batch):
 @contextmanager
 def onednn(enabled: bool):
     "Context: textmtl's oneDNN matmuls on/off for the duration (a no-op for a textmtl without them)."
-    try: from textmtl.models.transformer import set_onednn
+    try: from textmtl.models.cpu_kernels import set_onednn
     except ImportError:
         yield; return
     prev = set_onednn(enabled)
