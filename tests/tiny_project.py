@@ -68,7 +68,6 @@ def make_project(tmp, tasks=TASKS, n=(32, 8, 8), **trainer):
                     "log_every": 1, "max_new_tokens": 3, "progress_bar": False, "device": "cpu", "seed": 1,
                     "sampling": "round_robin", **trainer},
         "evaluation": {"num_beams": 1, "max_new_tokens": 3, "no_repeat_ngram_size": 0},
-        "copy_artifacts_to": None,
     }
     cfg = tmp / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(run, sort_keys=False))
