@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #a3499f81
+# %% ../nbs/30_cli.ipynb #17e60616
 import argparse, json, os, sys
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #0e879342
+# %% ../nbs/30_cli.ipynb #74c8ee8a
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
@@ -26,7 +26,7 @@ def _expected_errors():
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #a5d27100
+# %% ../nbs/30_cli.ipynb #e6a1d9c1
 def _cmd_download(args):
     from textmtl.config import project_root, resolve_path
     from textmtl.data.download import download_all, resolve_mirror
@@ -45,7 +45,7 @@ def _cmd_prepare(args):
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #cf8d67ff
+# %% ../nbs/30_cli.ipynb #1602e52d
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -65,7 +65,7 @@ def _cmd_evaluate(args):
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #db46be7a
+# %% ../nbs/30_cli.ipynb #6452839c
 def _split_lines(text: str) -> list[str]:
     "Split at `\\n` only (one trailing `\\r` removed per line); unlike `str.splitlines`, other line-break characters stay."
     return [l[:-1] if l.endswith("\r") else l for l in text.split("\n")]
@@ -103,7 +103,7 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #660beb0a
+# %% ../nbs/30_cli.ipynb #48bfa855
 def _cmd_predict(args):
     from textmtl.inference import Predictor
     texts = read_inputs(args.text, args.file)
@@ -114,7 +114,7 @@ def _cmd_predict(args):
     for r in results: print(json.dumps(r, ensure_ascii=False))
     return 0
 
-# %% ../nbs/30_cli.ipynb #5e35fe21
+# %% ../nbs/30_cli.ipynb #d50df68e
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import analyze_book
@@ -140,7 +140,22 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #33c76bb8
+# %% ../nbs/30_cli.ipynb #0289cf06
+def _add(sub, name: str, fn, help: str):
+    sp = sub.add_parser(name, help=help, description=help)
+    sp.set_defaults(fn=fn)
+    return sp
+
+def _data_args(sp):
+    sp.add_argument("--data-config", default="configs/data/datasets.yaml", help="data config YAML (default: %(default)s)")
+    sp.add_argument("--mirror", help="local mirror folder (overrides TEXTMTL_MIRROR and the config's mirror)")
+    sp.add_argument("--force", action="store_true", help="redo work even when the output exists")
+
+def _run_args(sp):
+    sp.add_argument("--run", required=True, help="a training output folder, e.g. runs/quick")
+    sp.add_argument("--checkpoint", default="best", help="'best', 'last' or a checkpoint folder (default: best)")
+    sp.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textmtl", description=(
         "Train and use one encoder-decoder Transformer for summarization, emotion and topic classification.\n\n"
@@ -151,28 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _data_commands(sub); _train_commands(sub); _use_commands(sub)
+    return p
 
-    def add(name, fn, help):
-        sp = sub.add_parser(name, help=help, description=help)
-        sp.set_defaults(fn=fn)
-        return sp
+# %% ../nbs/30_cli.ipynb #b442e777
+def _data_commands(sub):
+    sp = _add(sub, "download", _cmd_download, "download the raw datasets and books (or copy them from a mirror)")
+    _data_args(sp); sp.add_argument("--no-books", action="store_true", help="skip the Gutenberg books")
+    sp = _add(sub, "prepare", _cmd_prepare, "download if needed, then write data/processed/<task>/<split>.jsonl")
+    _data_args(sp); sp.add_argument("--no-download", action="store_true", help="use only what is in the raw folder")
 
-    def data_args(sp):
-        sp.add_argument("--data-config", default="configs/data/datasets.yaml", help="data config YAML (default: %(default)s)")
-        sp.add_argument("--mirror", help="local mirror folder (overrides TEXTMTL_MIRROR and the config's mirror)")
-        sp.add_argument("--force", action="store_true", help="redo work even when the output exists")
-
-    def run_args(sp):
-        sp.add_argument("--run", required=True, help="a training output folder, e.g. runs/quick")
-        sp.add_argument("--checkpoint", default="best", help="'best', 'last' or a checkpoint folder (default: best)")
-        sp.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-
-    sp = add("download", _cmd_download, "download the raw datasets and books (or copy them from a mirror)")
-    data_args(sp); sp.add_argument("--no-books", action="store_true", help="skip the Gutenberg books")
-    sp = add("prepare", _cmd_prepare, "download if needed, then write data/processed/<task>/<split>.jsonl")
-    data_args(sp); sp.add_argument("--no-download", action="store_true", help="use only what is in the raw folder")
-
-    sp = add("train", _cmd_train, "train from a YAML config; prepares data if missing; evaluates on the test splits")
+def _train_commands(sub):
+    sp = _add(sub, "train", _cmd_train, "train from a YAML config; prepares data if missing; evaluates on the test splits")
     sp.add_argument("--config", default="configs/training/quick.yaml", help="training YAML (default: %(default)s)")
     sp.add_argument("--output-dir", help="override output_dir")
     sp.add_argument("--max-steps", type=int, help="override trainer.max_steps")
@@ -180,40 +185,36 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. --set trainer.lr=3e-4")
     sp.add_argument("--resume", action="store_true", help="continue from output_dir/checkpoints/last")
     sp.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier run in output_dir")
-
-    sp = add("evaluate", _cmd_evaluate, "evaluate a trained run on a split (default: test)")
-    run_args(sp)
+    sp = _add(sub, "evaluate", _cmd_evaluate, "evaluate a trained run on a split (default: test)")
+    _run_args(sp)
     sp.add_argument("--split", default="test", choices=["val", "test"])
     sp.add_argument("--max-examples", type=int, help="cap the examples per task")
 
-    sp = add("predict", _cmd_predict, "summary, emotions and topic for texts (arguments, --file or stdin); JSONL out")
-    run_args(sp)
+def _use_commands(sub):
+    sp = _add(sub, "predict", _cmd_predict, "summary, emotions and topic for texts (arguments, --file or stdin); JSONL out")
+    _run_args(sp)
     sp.add_argument("text", nargs="*", help="texts to analyse (default: read --file or stdin)")
     sp.add_argument("--file", help="input file: one text per line, or JSONL with a 'text' field")
-    sp.add_argument("--tasks", help="comma-separated subset of summarization,emotion,topic")
+    sp.add_argument("--tasks", help="comma-separated subset of the run's tasks, e.g. summarization,topic (default: all)")
     sp.add_argument("--num-beams", type=int, default=4)
     sp.add_argument("--max-new-tokens", type=int, default=64)
     sp.add_argument("--threshold", type=float, default=None, help="emotion threshold (default: the run's tuned one)")
-
-    sp = add("book", _cmd_book, "analyse a Gutenberg book chapter by chapter and plot its emotional arc")
-    run_args(sp)
+    sp = _add(sub, "book", _cmd_book, "analyse a Gutenberg book chapter by chapter and plot its emotional arc")
+    _run_args(sp)
     sp.add_argument("--book", required=True, help="a book name from the data config, a processed books JSONL, or a .txt file")
     sp.add_argument("--out", default="runs/books", help="output folder (default: %(default)s)")
     sp.add_argument("--max-chapters", type=int, default=None)
-
-    sp = add("app", _cmd_app, "start the browser UI (Gradio)")
-    run_args(sp)
+    sp = _add(sub, "app", _cmd_app, "start the browser UI (Gradio)")
+    _run_args(sp)
     sp.add_argument("--host", default="127.0.0.1"); sp.add_argument("--port", type=int, default=7860)
-
-    sp = add("docs", _cmd_docs, "render the notebooks into a static HTML site, offline")
+    sp = _add(sub, "docs", _cmd_docs, "render the notebooks into a static HTML site, offline")
     sp.add_argument("--out", default="_site", help="output folder (default: %(default)s)")
     sp.add_argument("--no-execute", action="store_true", help="do not run the notebooks first (no outputs or plots)")
     sp.add_argument("--nb", action="append", metavar="NAME", help="build only these notebooks (repeatable)")
     sp.add_argument("--timeout", type=int, default=900, help="seconds per notebook (default: %(default)s)")
-    add("readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
-    return p
+    _add(sub, "readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
 
-# %% ../nbs/30_cli.ipynb #8f65dffd
+# %% ../nbs/30_cli.ipynb #b53ab021
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -232,6 +233,6 @@ def main(argv=None) -> int:
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/30_cli.ipynb #f08f3997
+# %% ../nbs/30_cli.ipynb #c9bbcb0c
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
