@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #17e60616
+# %% ../nbs/30_cli.ipynb #c3bf9f46
 import argparse, json, os, sys
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #74c8ee8a
+# %% ../nbs/30_cli.ipynb #d53bd38a
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
@@ -19,14 +19,15 @@ def _expected_errors():
     for mod, name in [("textmtl.data.download", "DownloadError"), ("textmtl.data.preprocessing", "RawDataError"),
                       ("textmtl.docs", "DocsBuildError"), ("textmtl.utils.io", "LabelsError"),
                       ("textmtl.utils.io", "CheckpointError"), ("textmtl.training.trainer", "TrainingDivergedError"),
-                      ("textmtl.inference", "ArtifactError"), ("textmtl.training.distributed", "DistributedSetupError")]:
+                      ("textmtl.inference", "ArtifactError"), ("textmtl.training.distributed", "DistributedSetupError"),
+                      ("textmtl.utils.atomic", "NoSpaceError")]:
         try:
             errs.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #e6a1d9c1
+# %% ../nbs/30_cli.ipynb #ef258b5b
 def _cmd_download(args):
     from textmtl.config import project_root, resolve_path
     from textmtl.data.download import download_all, resolve_mirror
@@ -45,7 +46,7 @@ def _cmd_prepare(args):
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #1602e52d
+# %% ../nbs/30_cli.ipynb #84ed6473
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -61,11 +62,12 @@ def _cmd_train(args):
 
 def _cmd_evaluate(args):
     from textmtl.training.run import evaluate_run
-    metrics = evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint, max_examples=args.max_examples)
+    metrics = evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint, max_examples=args.max_examples,
+                           device=args.device)
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #6452839c
+# %% ../nbs/30_cli.ipynb #8604787d
 def _split_lines(text: str) -> list[str]:
     "Split at `\\n` only (one trailing `\\r` removed per line); unlike `str.splitlines`, other line-break characters stay."
     return [l[:-1] if l.endswith("\r") else l for l in text.split("\n")]
@@ -75,6 +77,9 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if texts:
         for i, t in enumerate(texts, 1):
             if not t.strip(): raise ValueError(f"text argument {i}: empty text")
+            try: t.encode("utf-8")
+            except UnicodeEncodeError: raise ValueError(f"text argument {i}: not valid UTF-8 (the shell passed bytes "
+                                                        f"that are not text); pass UTF-8 text or use --file") from None
         return list(texts)
     if file:
         p = Path(file)
@@ -84,8 +89,13 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
         except UnicodeDecodeError as e:
             line = data[:e.start].count(b"\n") + 1
             raise ValueError(f"{p}:{line}: not UTF-8 (byte {data[e.start]:#04x}); convert the file to UTF-8") from None
+    elif stdin is not None: lines = _split_lines(stdin.read())
     else:
-        lines = _split_lines((stdin or sys.stdin).read())
+        data = sys.stdin.buffer.read()
+        try: lines = _split_lines(data.decode("utf-8-sig"))
+        except UnicodeDecodeError as e:
+            line = data[:e.start].count(b"\n") + 1
+            raise ValueError(f"<stdin>:{line}: not UTF-8 (byte {data[e.start]:#04x}); send UTF-8 text") from None
     out = []
     for i, line in enumerate(lines, 1):
         if not line.strip(): continue
@@ -103,7 +113,7 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #48bfa855
+# %% ../nbs/30_cli.ipynb #d939a966
 def _cmd_predict(args):
     from textmtl.inference import Predictor
     texts = read_inputs(args.text, args.file)
@@ -114,7 +124,7 @@ def _cmd_predict(args):
     for r in results: print(json.dumps(r, ensure_ascii=False))
     return 0
 
-# %% ../nbs/30_cli.ipynb #d50df68e
+# %% ../nbs/30_cli.ipynb #25514b41
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import analyze_book
@@ -125,7 +135,8 @@ def _cmd_book(args):
 
 def _cmd_app(args):
     from textmtl.app import launch
-    launch(args.run, host=args.host, port=args.port, checkpoint=args.checkpoint)
+    launch(args.run, host=args.host, port=args.port, checkpoint=args.checkpoint, device=args.device,
+           max_chars=args.max_chars, max_tokens=args.max_tokens, concurrency=args.concurrency, queue_size=args.queue_size)
     return 0
 
 def _cmd_docs(args):
@@ -140,7 +151,7 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #0289cf06
+# %% ../nbs/30_cli.ipynb #400a71da
 def _add(sub, name: str, fn, help: str):
     sp = sub.add_parser(name, help=help, description=help)
     sp.set_defaults(fn=fn)
@@ -169,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub); _train_commands(sub); _use_commands(sub)
     return p
 
-# %% ../nbs/30_cli.ipynb #b442e777
+# %% ../nbs/30_cli.ipynb #38d36ed8
 def _data_commands(sub):
     sp = _add(sub, "download", _cmd_download, "download the raw datasets and books (or copy them from a mirror)")
     _data_args(sp); sp.add_argument("--no-books", action="store_true", help="skip the Gutenberg books")
@@ -207,6 +218,10 @@ def _use_commands(sub):
     sp = _add(sub, "app", _cmd_app, "start the browser UI (Gradio)")
     _run_args(sp)
     sp.add_argument("--host", default="127.0.0.1"); sp.add_argument("--port", type=int, default=7860)
+    sp.add_argument("--max-chars", type=int, default=20_000, help="longest text accepted, in characters (default: %(default)s)")
+    sp.add_argument("--max-tokens", type=int, default=4_096, help="longest text accepted, in tokens (default: %(default)s)")
+    sp.add_argument("--concurrency", type=int, default=1, help="requests served at once (default: %(default)s)")
+    sp.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused (default: %(default)s)")
     sp = _add(sub, "docs", _cmd_docs, "render the notebooks into a static HTML site, offline")
     sp.add_argument("--out", default="_site", help="output folder (default: %(default)s)")
     sp.add_argument("--no-execute", action="store_true", help="do not run the notebooks first (no outputs or plots)")
@@ -214,7 +229,7 @@ def _use_commands(sub):
     sp.add_argument("--timeout", type=int, default=900, help="seconds per notebook (default: %(default)s)")
     _add(sub, "readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
 
-# %% ../nbs/30_cli.ipynb #b53ab021
+# %% ../nbs/30_cli.ipynb #31a4acca
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -228,11 +243,15 @@ def main(argv=None) -> int:
         print("textmtl: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
+        if type(e).__name__ == "TrainingInterrupted":   # a clean stop: checkpoints/last holds the last step
+            print(f"textmtl: {e}.\nContinue with: textmtl train --config {args.config} --resume (plus the same --set "
+                  f"options)", file=sys.stderr)
+            return 128 + e.signum
         if args.debug or not isinstance(e, _expected_errors() + (ValueError,)):
             raise
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/30_cli.ipynb #c9bbcb0c
+# %% ../nbs/30_cli.ipynb #b55084ce
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
