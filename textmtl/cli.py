@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #c3bf9f46
+# %% ../nbs/30_cli.ipynb #c95864c8
 import argparse, json, os, sys
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #d53bd38a
+# %% ../nbs/30_cli.ipynb #3262b6b9
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
@@ -27,7 +27,7 @@ def _expected_errors():
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #ef258b5b
+# %% ../nbs/30_cli.ipynb #6152e1f4
 def _cmd_download(args):
     from textmtl.config import project_root, resolve_path
     from textmtl.data.download import download_all, resolve_mirror
@@ -46,7 +46,7 @@ def _cmd_prepare(args):
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #84ed6473
+# %% ../nbs/30_cli.ipynb #61670f81
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -62,12 +62,17 @@ def _cmd_train(args):
 
 def _cmd_evaluate(args):
     from textmtl.training.run import evaluate_run
-    metrics = evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint, max_examples=args.max_examples,
-                           device=args.device)
+    if args.data or args.task or args.predictions:
+        if not (args.data and args.task): raise ValueError("--data and --task go together (and --predictions needs them)")
+        from textmtl.training.run import evaluate_file
+        metrics = evaluate_file(args.run, args.data, args.task, args.predictions, checkpoint=args.checkpoint,
+                                device=args.device, max_examples=args.max_examples)
+    else: metrics = evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint, max_examples=args.max_examples,
+                                 device=args.device)
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #8604787d
+# %% ../nbs/30_cli.ipynb #3f7874ba
 def _split_lines(text: str) -> list[str]:
     "Split at `\\n` only (one trailing `\\r` removed per line); unlike `str.splitlines`, other line-break characters stay."
     return [l[:-1] if l.endswith("\r") else l for l in text.split("\n")]
@@ -113,7 +118,7 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #d939a966
+# %% ../nbs/30_cli.ipynb #49e8bbeb
 def _cmd_predict(args):
     from textmtl.inference import Predictor
     texts = read_inputs(args.text, args.file)
@@ -124,7 +129,7 @@ def _cmd_predict(args):
     for r in results: print(json.dumps(r, ensure_ascii=False))
     return 0
 
-# %% ../nbs/30_cli.ipynb #25514b41
+# %% ../nbs/30_cli.ipynb #f4977543
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import analyze_book
@@ -151,7 +156,7 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #400a71da
+# %% ../nbs/30_cli.ipynb #1409cfad
 def _add(sub, name: str, fn, help: str):
     sp = sub.add_parser(name, help=help, description=help)
     sp.set_defaults(fn=fn)
@@ -180,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub); _train_commands(sub); _use_commands(sub)
     return p
 
-# %% ../nbs/30_cli.ipynb #38d36ed8
+# %% ../nbs/30_cli.ipynb #7c0e2374
 def _data_commands(sub):
     sp = _add(sub, "download", _cmd_download, "download the raw datasets and books (or copy them from a mirror)")
     _data_args(sp); sp.add_argument("--no-books", action="store_true", help="skip the Gutenberg books")
@@ -200,6 +205,9 @@ def _train_commands(sub):
     _run_args(sp)
     sp.add_argument("--split", default="test", choices=["val", "test"])
     sp.add_argument("--max-examples", type=int, help="cap the examples per task")
+    sp.add_argument("--data", help="score a JSONL file of one task instead (the processed-data fields; needs --task)")
+    sp.add_argument("--task", help="the task of --data, e.g. topic")
+    sp.add_argument("--predictions", help="with --data: write one JSONL line per example (prediction, reference, score)")
 
 def _use_commands(sub):
     sp = _add(sub, "predict", _cmd_predict, "summary, emotions and topic for texts (arguments, --file or stdin); JSONL out")
@@ -229,7 +237,7 @@ def _use_commands(sub):
     sp.add_argument("--timeout", type=int, default=900, help="seconds per notebook (default: %(default)s)")
     _add(sub, "readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
 
-# %% ../nbs/30_cli.ipynb #31a4acca
+# %% ../nbs/30_cli.ipynb #7bf17753
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -252,6 +260,6 @@ def main(argv=None) -> int:
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/30_cli.ipynb #b55084ce
+# %% ../nbs/30_cli.ipynb #e28f6861
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
