@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #c95864c8
+# %% ../nbs/30_cli.ipynb #13caa226
 import argparse, json, os, sys
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #3262b6b9
+# %% ../nbs/30_cli.ipynb #b441cb9e
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
@@ -27,7 +27,7 @@ def _expected_errors():
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #6152e1f4
+# %% ../nbs/30_cli.ipynb #af3e9be4
 def _cmd_download(args):
     from textmtl.config import project_root, resolve_path
     from textmtl.data.download import download_all, resolve_mirror
@@ -46,7 +46,7 @@ def _cmd_prepare(args):
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #61670f81
+# %% ../nbs/30_cli.ipynb #2e378c1e
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -72,7 +72,7 @@ def _cmd_evaluate(args):
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #3f7874ba
+# %% ../nbs/30_cli.ipynb #d9b188ad
 def _split_lines(text: str) -> list[str]:
     "Split at `\\n` only (one trailing `\\r` removed per line); unlike `str.splitlines`, other line-break characters stay."
     return [l[:-1] if l.endswith("\r") else l for l in text.split("\n")]
@@ -118,7 +118,7 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #49e8bbeb
+# %% ../nbs/30_cli.ipynb #205070cd
 def _cmd_predict(args):
     from textmtl.inference import Predictor
     texts = read_inputs(args.text, args.file)
@@ -129,12 +129,12 @@ def _cmd_predict(args):
     for r in results: print(json.dumps(r, ensure_ascii=False))
     return 0
 
-# %% ../nbs/30_cli.ipynb #f4977543
+# %% ../nbs/30_cli.ipynb #0f727f02
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import analyze_book
     pred = Predictor.from_run(args.run, checkpoint=args.checkpoint, device=args.device)
-    out = analyze_book(pred, args.book, out_dir=args.out, max_chapters=args.max_chapters)
+    out = analyze_book(pred, args.book, out_dir=args.out, max_chapters=args.max_chapters, progress=True)
     print(json.dumps({k: str(v) for k, v in out.items()} if isinstance(out, dict) else str(out), indent=2))
     return 0
 
@@ -156,7 +156,7 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #1409cfad
+# %% ../nbs/30_cli.ipynb #73a01167
 def _add(sub, name: str, fn, help: str):
     sp = sub.add_parser(name, help=help, description=help)
     sp.set_defaults(fn=fn)
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub); _train_commands(sub); _use_commands(sub)
     return p
 
-# %% ../nbs/30_cli.ipynb #7c0e2374
+# %% ../nbs/30_cli.ipynb #f2ade095
 def _data_commands(sub):
     sp = _add(sub, "download", _cmd_download, "download the raw datasets and books (or copy them from a mirror)")
     _data_args(sp); sp.add_argument("--no-books", action="store_true", help="skip the Gutenberg books")
@@ -237,7 +237,7 @@ def _use_commands(sub):
     sp.add_argument("--timeout", type=int, default=900, help="seconds per notebook (default: %(default)s)")
     _add(sub, "readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
 
-# %% ../nbs/30_cli.ipynb #7bf17753
+# %% ../nbs/30_cli.ipynb #c869943b
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -260,6 +260,6 @@ def main(argv=None) -> int:
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/30_cli.ipynb #e28f6861
+# %% ../nbs/30_cli.ipynb #76628cd2
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
