@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from textmtl.cli import main
 from textmtl.data.dataset import DataFormatError, read_jsonl
 from textmtl.data.preprocessing import RawDataError, load_data_config, prepare_all
-from tiny_project import make_project, snapshot
+from tiny_project import cli, make_project, snapshot
 
 
 @pytest.fixture(autouse=True)
@@ -29,14 +29,6 @@ def one_thread():
     n = torch.get_num_threads(); torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def cli(*args):
-    "(exit status, stdout, stderr) of `textmtl ARGS`; a traceback fails the test."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
 
 
 def user_error(*args) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tiny_project import make_project, snapshot, subprocess_env
+from tiny_project import cli, make_project, snapshot, subprocess_env
 
 pytestmark = pytest.mark.usefixtures("mirror")
 
@@ -30,16 +30,6 @@ def run(*args, timeout=300, preexec_fn=None):
     p = subprocess.run(textmtl(*args), env=subprocess_env(), capture_output=True, text=True, timeout=timeout,
                        preexec_fn=preexec_fn)
     return p.returncode, p.stdout, p.stderr
-
-
-def cli(*args):
-    "`textmtl ARGS` in this process (for the cases that need no process of their own): (exit status, stdout, stderr)."
-    import contextlib, io
-    from textmtl.cli import main
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
 
 
 def start(*args):

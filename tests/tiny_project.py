@@ -86,3 +86,13 @@ def subprocess_env(**extra):
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def cli(*args):
+    "(exit status, stdout, stderr) of `textmtl ARGS` run in this process; a traceback fails the test."
+    import contextlib, io
+    from textmtl.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #13caa226
+# %% ../nbs/30_cli.ipynb #9b8c547a
 import argparse, json, os, sys
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #b441cb9e
+# %% ../nbs/30_cli.ipynb #f4e6cbe9
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
@@ -27,7 +27,7 @@ def _expected_errors():
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #af3e9be4
+# %% ../nbs/30_cli.ipynb #6ce98bbc
 def _cmd_download(args):
     from textmtl.config import project_root, resolve_path
     from textmtl.data.download import download_all, resolve_mirror
@@ -46,7 +46,7 @@ def _cmd_prepare(args):
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #2e378c1e
+# %% ../nbs/30_cli.ipynb #2cc6e43e
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -72,7 +72,7 @@ def _cmd_evaluate(args):
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #d9b188ad
+# %% ../nbs/30_cli.ipynb #9611885b
 def _split_lines(text: str) -> list[str]:
     "Split at `\\n` only (one trailing `\\r` removed per line); unlike `str.splitlines`, other line-break characters stay."
     return [l[:-1] if l.endswith("\r") else l for l in text.split("\n")]
@@ -118,7 +118,7 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #205070cd
+# %% ../nbs/30_cli.ipynb #127e570b
 def _cmd_predict(args):
     from textmtl.inference import Predictor
     texts = read_inputs(args.text, args.file)
@@ -129,7 +129,7 @@ def _cmd_predict(args):
     for r in results: print(json.dumps(r, ensure_ascii=False))
     return 0
 
-# %% ../nbs/30_cli.ipynb #0f727f02
+# %% ../nbs/30_cli.ipynb #12e5274a
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import analyze_book
@@ -144,6 +144,11 @@ def _cmd_app(args):
            max_chars=args.max_chars, max_tokens=args.max_tokens, concurrency=args.concurrency, queue_size=args.queue_size)
     return 0
 
+def _cmd_export(args):
+    from textmtl.export import export_run
+    print(export_run(args.run, args.out, checkpoint=args.checkpoint))
+    return 0
+
 def _cmd_docs(args):
     from textmtl.docs import build_docs, build_readme
     site = build_docs(out_dir=args.out, execute=not args.no_execute, nbs=args.nb or None, timeout=args.timeout)
@@ -156,7 +161,7 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #73a01167
+# %% ../nbs/30_cli.ipynb #290a1f2b
 def _add(sub, name: str, fn, help: str):
     sp = sub.add_parser(name, help=help, description=help)
     sp.set_defaults(fn=fn)
@@ -185,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub); _train_commands(sub); _use_commands(sub)
     return p
 
-# %% ../nbs/30_cli.ipynb #f2ade095
+# %% ../nbs/30_cli.ipynb #5d87c31d
 def _data_commands(sub):
     sp = _add(sub, "download", _cmd_download, "download the raw datasets and books (or copy them from a mirror)")
     _data_args(sp); sp.add_argument("--no-books", action="store_true", help="skip the Gutenberg books")
@@ -230,6 +235,10 @@ def _use_commands(sub):
     sp.add_argument("--max-tokens", type=int, default=4_096, help="longest text accepted, in tokens (default: %(default)s)")
     sp.add_argument("--concurrency", type=int, default=1, help="requests served at once (default: %(default)s)")
     sp.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused (default: %(default)s)")
+    sp = _add(sub, "export", _cmd_export, "write a trained run as a model folder (weights, config, tokenizer, labels, model card)")
+    sp.add_argument("--run", required=True, help="a training output folder, e.g. runs/quick")
+    sp.add_argument("--out", required=True, help="a new (or empty) folder for the model")
+    sp.add_argument("--checkpoint", default="best", help="'best', 'last' or a checkpoint folder (default: best)")
     sp = _add(sub, "docs", _cmd_docs, "render the notebooks into a static HTML site, offline")
     sp.add_argument("--out", default="_site", help="output folder (default: %(default)s)")
     sp.add_argument("--no-execute", action="store_true", help="do not run the notebooks first (no outputs or plots)")
@@ -237,7 +246,7 @@ def _use_commands(sub):
     sp.add_argument("--timeout", type=int, default=900, help="seconds per notebook (default: %(default)s)")
     _add(sub, "readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
 
-# %% ../nbs/30_cli.ipynb #c869943b
+# %% ../nbs/30_cli.ipynb #e6fa5d99
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -260,6 +269,6 @@ def main(argv=None) -> int:
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/30_cli.ipynb #76628cd2
+# %% ../nbs/30_cli.ipynb #15490117
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
