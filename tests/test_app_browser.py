@@ -34,6 +34,21 @@ def sync_playwright():
     return pw.sync_playwright
 
 
+def _add_snapshots(run):
+    "Attention snapshots at three steps and a small history, as a training run leaves them (for the Training tab)."
+    import json
+    from textmtl.app import EXAMPLES
+    from textmtl.inference import Predictor
+    from textmtl.training.snapshots import capture_snapshot, save_snapshot
+    from textmtl.utils.io import RunLayout
+    lay, pred = RunLayout(run), Predictor.from_run(run, device="cpu")
+    for step in (0, 50, 100):
+        save_snapshot(lay.attention, capture_snapshot(pred.model, pred.tokenizer, EXAMPLES, step))
+    lay.history.write_text("".join(json.dumps(r) + "\n" for r in
+        [{"kind": "train", "step": s, "train/summarization/loss": 9 - s / 20} for s in (25, 50, 75, 100)]
+        + [{"kind": "eval", "step": s, "val/loss": 5 - s / 50, "val/summarization/loss": 8 - s / 25} for s in (50, 100)]))
+
+
 @pytest.fixture(scope="module")
 def app(mirror, tmp_path_factory):
     import torch
@@ -42,6 +57,7 @@ def app(mirror, tmp_path_factory):
     from textmtl.data.tokenization import Tokenizer
     from textmtl.inference import Predictor, write_tiny_run
     run = write_tiny_run(tmp_path_factory.mktemp("app") / "run", Tokenizer(), LABELS, thresholds={"emotion": 0.3})
+    _add_snapshots(run)
     port = _free_port()
     demo = launch(run, host="127.0.0.1", port=port, device="cpu", block=False)
     try:
@@ -112,3 +128,31 @@ def test_app_in_headless_chromium(sync_playwright, app, tmp_path):
     outside = [u for u in requests if not u.startswith(url) and not u.startswith(("data:", "blob:"))]
     assert not outside, f"the page asked for resources outside the local server: {outside[:5]}"
     assert time.time() - t0 < 60
+
+
+def test_training_tab_plays_the_snapshots(sync_playwright, app, tmp_path):
+    url, _ = app
+    caption = "document.querySelector('#snapshot-caption').innerText"
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                   headless=True, args=FLAGS, viewport={"width": 1280, "height": 1000})
+        try:
+            page = ctx.new_page()
+            page.goto(url + "/", wait_until="networkidle", timeout=30_000)
+            page.get_by_role("tab", name="Training").click()
+            page.wait_for_function("() => { const i = document.querySelector('#snapshot-map img');"
+                                   " return i && i.complete && i.naturalWidth > 300; }", timeout=20_000)
+            assert "Step 100 of 100" in page.evaluate(f"() => {caption}")     # the last snapshot first
+            page.locator("#play-btn").click()                                    # then from the first, in order
+            page.wait_for_function(f"() => {caption}.includes('Step 0 of 100')", timeout=20_000)
+            page.wait_for_function(f"() => {caption}.includes('Step 50 of 100')", timeout=20_000)
+            page.wait_for_function(f"() => {caption}.includes('Step 100 of 100')", timeout=20_000)
+            assert page.locator("#snapshot-summary textarea").input_value()
+            shot = tmp_path / "app_training.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 20_000
+            if os.environ.get("TEXTMTL_SCREENSHOT_DIR"):
+                dst = Path(os.environ["TEXTMTL_SCREENSHOT_DIR"]); dst.mkdir(parents=True, exist_ok=True)
+                shutil.copy(shot, dst / "app_training.png")
+        finally:
+            ctx.close()
