@@ -34,6 +34,15 @@ def sync_playwright():
     return pw.sync_playwright
 
 
+def _screenshot(page, shot: Path):
+    "A full-page screenshot at `shot` (also copied to $TEXTMTL_SCREENSHOT_DIR when that is set)."
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("TEXTMTL_SCREENSHOT_DIR"):
+        dst = Path(os.environ["TEXTMTL_SCREENSHOT_DIR"]); dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, dst / shot.name)
+
+
 def _add_snapshots(run):
     "Attention snapshots at three steps and a small history, as a training run leaves them (for the Training tab)."
     import json
@@ -116,12 +125,7 @@ def test_app_in_headless_chromium(sync_playwright, app, tmp_path):
                                  " return [i.naturalWidth, i.naturalHeight]; }")
             assert size[0] > 300 and size[1] > 300, size
 
-            shot = tmp_path / "app.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 20_000
-            if os.environ.get("TEXTMTL_SCREENSHOT_DIR"):
-                dst = Path(os.environ["TEXTMTL_SCREENSHOT_DIR"]); dst.mkdir(parents=True, exist_ok=True)
-                shutil.copy(shot, dst / "app.png")
+            _screenshot(page, tmp_path / "app.png")
         finally:
             ctx.close()
 
@@ -148,11 +152,6 @@ def test_training_tab_plays_the_snapshots(sync_playwright, app, tmp_path):
             page.wait_for_function(f"() => {caption}.includes('Step 50 of 100')", timeout=20_000)
             page.wait_for_function(f"() => {caption}.includes('Step 100 of 100')", timeout=20_000)
             assert page.locator("#snapshot-summary textarea").input_value()
-            shot = tmp_path / "app_training.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 20_000
-            if os.environ.get("TEXTMTL_SCREENSHOT_DIR"):
-                dst = Path(os.environ["TEXTMTL_SCREENSHOT_DIR"]); dst.mkdir(parents=True, exist_ok=True)
-                shutil.copy(shot, dst / "app_training.png")
+            _screenshot(page, tmp_path / "app_training.png")
         finally:
             ctx.close()
