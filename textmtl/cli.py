@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['PREDICT_CHUNK', 'read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #6b95f400
+# %% ../nbs/30_cli.ipynb #3c264955
 import argparse, json, os, sys
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #bf491ba5
+# %% ../nbs/30_cli.ipynb #23a1667a
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
@@ -27,7 +27,7 @@ def _expected_errors():
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #e9ddb590
+# %% ../nbs/30_cli.ipynb #0c08f3f5
 def _cmd_download(args):
     from textmtl.config import project_root, resolve_path
     from textmtl.data.download import download_all, resolve_mirror
@@ -46,7 +46,7 @@ def _cmd_prepare(args):
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #93065a1b
+# %% ../nbs/30_cli.ipynb #45766f0c
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -72,7 +72,7 @@ def _cmd_evaluate(args):
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #f9122f84
+# %% ../nbs/30_cli.ipynb #a84beec3
 def _split_lines(text: str) -> list[str]:
     "Split at `\\n` only (one trailing `\\r` removed per line); unlike `str.splitlines`, other line-break characters stay."
     return [l[:-1] if l.endswith("\r") else l for l in text.split("\n")]
@@ -118,7 +118,7 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #de7a914f
+# %% ../nbs/30_cli.ipynb #c5280d19
 PREDICT_CHUNK = 64    # texts per `Predictor.predict` call: results stream out chunk by chunk, in input order
 
 def _cmd_predict(args):
@@ -137,7 +137,7 @@ def _cmd_predict(args):
             sys.stdout.flush(); bar.update(len(chunk))
     return 0
 
-# %% ../nbs/30_cli.ipynb #850c4b37
+# %% ../nbs/30_cli.ipynb #ef3b6006
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import analyze_book
@@ -169,7 +169,7 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #1809fab1
+# %% ../nbs/30_cli.ipynb #552821d3
 def _add(sub, name: str, fn, help: str):
     sp = sub.add_parser(name, help=help, description=help)
     sp.set_defaults(fn=fn)
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub); _train_commands(sub); _use_commands(sub)
     return p
 
-# %% ../nbs/30_cli.ipynb #1fb5795f
+# %% ../nbs/30_cli.ipynb #56dd3b19
 def _data_commands(sub):
     sp = _add(sub, "download", _cmd_download, "download the raw datasets and books (or copy them from a mirror)")
     _data_args(sp); sp.add_argument("--no-books", action="store_true", help="skip the Gutenberg books")
@@ -236,7 +236,7 @@ def _use_commands(sub):
     sp.add_argument("--book", required=True, help="a book name from the data config, a processed books JSONL, or a .txt file")
     sp.add_argument("--out", default="runs/books", help="output folder (default: %(default)s)")
     sp.add_argument("--max-chapters", type=int, default=None)
-    sp = _add(sub, "app", _cmd_app, "start the browser UI (Gradio)")
+    sp = _add(sub, "app", _cmd_app, "start the browser UI (Gradio): analyse a text; watch the run's attention form during training")
     _run_args(sp)
     sp.add_argument("--host", default="127.0.0.1"); sp.add_argument("--port", type=int, default=7860)
     sp.add_argument("--max-chars", type=int, default=20_000, help="longest text accepted, in characters (default: %(default)s)")
@@ -254,7 +254,7 @@ def _use_commands(sub):
     sp.add_argument("--timeout", type=int, default=900, help="seconds per notebook (default: %(default)s)")
     _add(sub, "readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
 
-# %% ../nbs/30_cli.ipynb #4c3f3400
+# %% ../nbs/30_cli.ipynb #b217e476
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -277,6 +277,6 @@ def main(argv=None) -> int:
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/30_cli.ipynb #f49960bb
+# %% ../nbs/30_cli.ipynb #67c0f7c0
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
