@@ -68,6 +68,7 @@ def make_project(tmp, tasks=TASKS, n=(32, 8, 8), **trainer):
                     "log_every": 1, "max_new_tokens": 3, "progress_bar": False, "device": "cpu", "seed": 1,
                     "sampling": "round_robin", **trainer},
         "evaluation": {"num_beams": 1, "max_new_tokens": 3, "no_repeat_ngram_size": 0},
+        "snapshots": {"texts": 1, "max_new_tokens": 3},   # taken (runs are checked with them), for one text: fast
     }
     cfg = tmp / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(run, sort_keys=False))
