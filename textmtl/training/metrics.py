@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, f1_score
 # %% auto #0
 __all__ = ['ROUGE_TYPES', 'ArrayLike', 'rouge_like', 'split_sentences', 'rouge_scores', 'emotion_f1', 'best_threshold',
            'per_label_thresholds', 'repeated_ngram_rate', 'topic_accuracy', 'expected_calibration_error', 'fit_platt',
-           'fit_temperature', 'calibration_entry', 'read_calibration', 'raw_thresholds']
+           'fit_temperature', 'calibration_entry', 'read_calibration', 'raw_thresholds', 'calibrate_logits']
 
 # %% ../../nbs/12_metrics.ipynb #5cde974f
 def _check_pairs(preds: Sequence[str], refs: Sequence[str]):
@@ -160,7 +160,7 @@ def topic_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     if len(y_true) == 0: raise ValueError("no examples to score (N = 0)")
     return float(accuracy_score(y_true, y_pred))
 
-# %% ../../nbs/12_metrics.ipynb #ef65215a
+# %% ../../nbs/12_metrics.ipynb #952f141a
 def expected_calibration_error(y_true: ArrayLike, y_prob: ArrayLike, n_bins: int = 15) -> float:
     "ECE (0-1) over `n_bins` equal-width bins; `(N, C)` 0/1 targets: every label probability, `(N,)` class ids: each row's top class."
     y_true, y_prob = _np(y_true), _np(y_prob).astype(np.float64)
@@ -173,7 +173,7 @@ def expected_calibration_error(y_true: ArrayLike, y_prob: ArrayLike, n_bins: int
     gap = np.bincount(bins, conf, n_bins) - np.bincount(bins, hit, n_bins)
     return float(np.abs(gap).sum() / len(conf))
 
-# %% ../../nbs/12_metrics.ipynb #be3768dc
+# %% ../../nbs/12_metrics.ipynb #d7488a31
 def fit_platt(y_true: ArrayLike, logits: ArrayLike, l2: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     "Per-label `(scale, bias)` (C,) of `sigmoid(scale * logit + bias)`, minimising summed BCE + `l2 * (log(scale)^2 + bias^2)`."
     from scipy.optimize import minimize
@@ -198,7 +198,7 @@ def fit_temperature(y_true: ArrayLike, logits: ArrayLike) -> float:
     nll = lambda log_t: -log_softmax(z / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean()
     return float(np.exp(minimize_scalar(nll, bounds=(-np.log(20), np.log(20)), method="bounded", options=dict(xatol=1e-6)).x))
 
-# %% ../../nbs/12_metrics.ipynb #e43de812
+# %% ../../nbs/12_metrics.ipynb #bcbcd6c6
 def calibration_entry(names: Sequence[str], scale=None, bias=None, temperature: float | None = None) -> dict:
     "The JSON form of a fit: Platt `scale`/`bias` per label name, or a softmax `temperature`."
     if temperature is not None: return {"method": "temperature", "temperature": float(temperature)}
@@ -209,7 +209,7 @@ def _number(v, where: str, positive: bool = False) -> float:
     if not ok: raise ValueError(f"{where}: expected a {'positive' if positive else 'finite'} number, got {v!r}")
     return float(v)
 
-# %% ../../nbs/12_metrics.ipynb #8f59cba4
+# %% ../../nbs/12_metrics.ipynb #23121f37
 def _read_entry(e, names: Sequence[str], where: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(e, dict): raise ValueError(f"{where}: expected a mapping with a 'method', got {type(e).__name__}")
     if e.get("method") == "temperature":
@@ -236,8 +236,17 @@ def read_calibration(cal, label_vocab: dict, source: str) -> dict[str, tuple[np.
     except ValueError as e:
         raise ValueError(f"{source}: {e}; restore the file, or delete its calibration entry to use the uncalibrated probabilities") from None
 
-# %% ../../nbs/12_metrics.ipynb #d91234fb
+# %% ../../nbs/12_metrics.ipynb #33fe5dd9
 def raw_thresholds(thresholds: ArrayLike, scale: ArrayLike, bias: ArrayLike) -> np.ndarray:
     "Per-label thresholds on raw sigmoid probabilities equivalent to `thresholds` on the calibrated ones (positive `scale`)."
     t = np.clip(np.broadcast_to(_np(thresholds).astype(np.float64), np.shape(scale)), 1e-12, 1 - 1e-12)
     return 1 / (1 + np.exp(-((np.log(t / (1 - t)) - _np(bias)) / _np(scale))))
+
+# %% ../../nbs/12_metrics.ipynb #a7e1d655
+def calibrate_logits(logits, scale, bias):
+    "`logits * scale + bias` along the last axis (per label); a torch tensor stays one, with its dtype and device."
+    if hasattr(logits, "detach"):
+        import torch
+        kw = dict(dtype=logits.dtype, device=logits.device)
+        return logits * torch.as_tensor(scale, **kw) + torch.as_tensor(bias, **kw)
+    return np.asarray(logits) * scale + bias
