@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from .config import resolve_path
 from .data.dataset import SPLITS, DataFormatError, Seq2SeqDataset, MultiLabelDataset, SingleLabelDataset
 from .data.dataloader import Seq2SeqCollator, MultiLabelCollator, SingleLabelCollator
+from .data.detokenize import present_summaries
 from .training.metrics import (best_threshold, emotion_f1, repeated_ngram_rate, rouge_like, rouge_scores,
                                       topic_accuracy)
 
@@ -96,8 +97,8 @@ class Seq2SeqTask(Task):
     def eval_batch(self, model, batch, logits, tokenizer=None, generate_kwargs=None):
         if tokenizer is None: return None          # no tokenizer: the loss only
         gen = model.generate(batch["input_ids"], batch.get("attention_mask"), **(generate_kwargs or {}))
-        labels, pad = batch["labels"], getattr(model, "pad_token_id", 1)
-        return tokenizer.decode(labels.masked_fill(labels == -100, pad).cpu()), tokenizer.decode(gen.cpu())
+        refs = batch.get("target_text") or tokenizer.decode(batch["labels"].cpu())
+        return list(refs), present_summaries(tokenizer, gen.cpu(), batch.get("source_text"))
     def eval_metrics(self, pieces, threshold=0.5):
         refs, preds = [r for rs, _ in pieces for r in rs], [p for _, ps in pieces for p in ps]
         if not preds: return {}, None
