@@ -19,7 +19,8 @@ from ..tasks import (REGISTRY, build_dataloaders, get_task, import_task_modules,
 from ..data.tokenization import Tokenizer
 from ..models.factory import BERT_TUNABLE, build_multitask_model, from_hf_bart, from_hf_bert, resolve_pretrained
 from ..models.transformer import ModelConfig
-from .metrics import emotion_f1, per_label_thresholds
+from .metrics import (best_threshold, calibrate_logits, calibration_entry, emotion_f1, expected_calibration_error,
+    fit_platt, fit_temperature, per_label_thresholds, raw_thresholds, read_calibration)
 from .trainer import Trainer, TrainerConfig, resume_path, task_pos_weights
 from .snapshots import SnapshotConfig, attach_snapshots
 from .distributed import barrier, cleanup_distributed, current_context, init_distributed
@@ -28,9 +29,9 @@ from ..utils.io import (RunLayout, atomic_write_json, atomic_write_text, is_chec
 from ..utils.atomic import NoSpaceError, is_no_space, remove_path
 
 # %% auto #0
-__all__ = ['RunDataConfig', 'EvalConfig', 'RunConfig', 'apply_overrides', 'load_run_config', 'generate_kwargs', 'evaluate_test',
-           'LoadedRun', 'load_run', 'run_tokenizer', 'initial_model', 'train_from_config', 'evaluate_run',
-           'evaluate_file']
+__all__ = ['RunDataConfig', 'EvalConfig', 'RunConfig', 'apply_overrides', 'load_run_config', 'generate_kwargs', 'head_logits',
+           'fit_calibration', 'calibrated_probabilities', 'evaluate_test', 'LoadedRun', 'load_run', 'run_tokenizer',
+           'initial_model', 'train_from_config', 'evaluate_run', 'evaluate_file']
 
 # %% ../../nbs/15_run.ipynb #5319e1cf
 @dataclass
@@ -63,6 +64,7 @@ class EvalConfig:
     length_penalty: float = 1.0
     tune_emotion_threshold: bool = True   # pick the micro-F1-best threshold on val, apply it on test
     per_label_thresholds: bool = True     # also one threshold per emotion, each tuned on val (macro-F1 rewards them)
+    calibrate: bool = True                # fit each head's calibration on val (Platt per label / a temperature)
     max_reference_length: int = 512       # test references are tokenized up to this length (and the model's positions)
 
     def __post_init__(self):
@@ -134,30 +136,76 @@ def generate_kwargs(eval_cfg: EvalConfig) -> dict:
     return dict(num_beams=eval_cfg.num_beams, max_new_tokens=eval_cfg.max_new_tokens, min_new_tokens=eval_cfg.min_new_tokens,
                 no_repeat_ngram_size=eval_cfg.no_repeat_ngram_size, length_penalty=eval_cfg.length_penalty)
 
-def _tune_thresholds(trainer: Trainer, test_loaders: dict, eval_cfg: EvalConfig, val_loaders: Optional[dict]) -> tuple[dict, dict]:
-    "`({task: global threshold}, {task: per-label thresholds})` of the multi-label tasks, tuned on their val loaders."
-    tuned, per_label = {}, {}
-    for t in test_loaders:
-        if not (get_task(t).tunes_threshold and eval_cfg.tune_emotion_threshold and val_loaders and t in val_loaders): continue
-        tuned[t] = float(trainer.evaluate({t: val_loaders[t]}, max_batches=None)[f"{t}/best_threshold"])
-        if eval_cfg.per_label_thresholds: per_label[t] = per_label_thresholds(*trainer.eval_outputs[t], fallback=tuned[t])
-    return tuned, per_label
+@torch.inference_mode()
+def head_logits(model, loader, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    "`(labels, logits)` of classification `task` over a whole loader: CPU tensors, float32 logits, the model in eval mode."
+    dev, was, ys, zs = next(model.parameters()).device, model.training, [], []
+    model.eval()
+    try:
+        for b in loader:
+            zs.append(model.classify(task, b["input_ids"].to(dev), b["attention_mask"].to(dev)).float().cpu())
+            ys.append(b["labels"])
+    finally: model.train(was)
+    return torch.cat(ys), torch.cat(zs)
+
+# %% ../../nbs/15_run.ipynb #9b02ce0f
+def fit_calibration(task: str, labels, logits, names) -> dict:
+    "The calibration entry of one classification task from its val `(labels, logits)`: Platt per label for a label set, else a temperature."
+    if get_task(task).kind == "multilabel": return calibration_entry(names, *fit_platt(labels, logits))
+    return calibration_entry(names, temperature=fit_temperature(labels, logits))
+
+def calibrated_probabilities(task: str, logits: torch.Tensor, calibration: dict, label_vocab: dict) -> torch.Tensor:
+    "`task`'s probabilities from `logits` through its entry of `calibration` (the identity without one)."
+    arr = read_calibration({task: calibration[task]} if task in calibration else {}, label_vocab, "calibration").get(task)
+    return get_task(task).probabilities(calibrate_logits(logits, *arr) if arr else logits)
+
+def _calibrate_and_tune(model, val_loaders: dict, label_vocab: dict, eval_cfg: EvalConfig) -> tuple[dict, dict, dict]:
+    "`(calibration, {task: global threshold}, {task: per-label thresholds})` of the classification tasks, from their val loaders."
+    cal, tuned, per_label = {}, {}, {}
+    for t, loader in val_loaders.items():
+        task = get_task(t)
+        tune = task.tunes_threshold and eval_cfg.tune_emotion_threshold
+        if not task.head or not (eval_cfg.calibrate or tune): continue
+        y, z = head_logits(model, loader, t)
+        if eval_cfg.calibrate: cal[t] = fit_calibration(t, y, z, label_vocab[t])
+        if not tune: continue
+        p = calibrated_probabilities(t, z, cal, label_vocab)
+        tuned[t] = best_threshold(y, p)[0]
+        if eval_cfg.per_label_thresholds: per_label[t] = per_label_thresholds(y, p, fallback=tuned[t])
+    return cal, tuned, per_label
+
+# %% ../../nbs/15_run.ipynb #b6881dca
+def _test_ece(model, test_loaders: dict, calibration: dict, label_vocab: dict) -> dict:
+    "`{task}/ece` (0-1, 15 bins) of each classification task's test probabilities, and `@uncalibrated` where calibrated."
+    m = {}
+    for t, loader in test_loaders.items():
+        if not get_task(t).head: continue
+        y, z = head_logits(model, loader, t)
+        m[f"{t}/ece"] = expected_calibration_error(y, calibrated_probabilities(t, z, calibration, label_vocab))
+        if t in calibration: m[f"{t}/ece@uncalibrated"] = expected_calibration_error(y, get_task(t).probabilities(z))
+    return m
 
 def evaluate_test(trainer: Trainer, test_loaders: dict, eval_cfg: EvalConfig, val_loaders: Optional[dict] = None) -> dict:
-    "Test metrics of `trainer.model`; each multi-label task's thresholds are tuned on its `val_loaders` entry when asked."
-    tuned, per_label = _tune_thresholds(trainer, test_loaders, eval_cfg, val_loaders)
-    use = {t: per_label[t].tolist() if t in per_label else thr for t, thr in tuned.items()}
+    "Test metrics of `trainer.model`; each classification task is calibrated, each multi-label one's thresholds tuned, on its `val_loaders` entry."
+    vocab = trainer.label_vocab
+    cal, tuned, per_label = _calibrate_and_tune(trainer.model, {t: l for t, l in (val_loaders or {}).items() if t in test_loaders}, vocab, eval_cfg)
+    arrays = read_calibration(cal, vocab, "calibration")
+    def on_raw(t, thr):   # thresholds on calibrated probabilities as thresholds on the raw ones, which the trainer scores
+        thr = [float(thr)] * len(vocab[t]) if isinstance(thr, (int, float)) else list(thr)
+        return raw_thresholds(thr, *arrays[t]).tolist() if t in arrays else thr
+    use = {t: on_raw(t, per_label[t] if t in per_label else tuned.get(t, 0.5)) for t in test_loaders if get_task(t).tunes_threshold}
     m = trainer.evaluate(test_loaders, max_batches=None, generate_kwargs=generate_kwargs(eval_cfg), thresholds=use)
     m = {k: v for k, v in m.items() if not k.endswith("best_threshold") and not k.endswith("@best")}
     for t in per_label:    # the global threshold's scores too, for comparison
-        m.update({f"{t}/{k}@global": v for k, v in emotion_f1(*trainer.eval_outputs[t], tuned[t]).items()})
+        m.update({f"{t}/{k}@global": v for k, v in emotion_f1(*trainer.eval_outputs[t], on_raw(t, tuned[t])).items()})
+    m.update(_test_ece(trainer.model, test_loaders, cal, vocab))
     for t, loader in test_loaders.items(): m[f"{t}/examples"] = len(loader.dataset)
     thresholds = {}
     for t in test_loaders:
         if not get_task(t).tunes_threshold: continue
         thresholds[t] = tuned.get(t, 0.5)
-        if t in per_label: thresholds[f"{t}_per_label"] = dict(zip(trainer.label_vocab[t], per_label[t].tolist()))
-    res = {"metrics": m, "thresholds": thresholds}
+        if t in per_label: thresholds[f"{t}_per_label"] = dict(zip(vocab[t], per_label[t].tolist()))
+    res = {"metrics": m, "thresholds": thresholds, "calibration": cal}
     for t, kept in trainer.eval_outputs.items():   # a few generated texts of the (first) sequence-to-sequence task
         if hasattr(get_task(t), "samples") and "summaries" not in res: res["summaries"] = get_task(t).samples(kept)
     return res
@@ -173,6 +221,7 @@ class LoadedRun:
     model: torch.nn.Module
     thresholds: dict
     checkpoint: Path
+    calibration: dict = field(default_factory=dict)   # per classification task, as fitted on val (metrics.json)
 
 def load_run(run_dir, checkpoint="best", device="cpu") -> LoadedRun:
     "Rebuild a trained model from its run folder (config.yaml + artifacts + checkpoint), in eval mode."
@@ -194,16 +243,19 @@ def load_run(run_dir, checkpoint="best", device="cpu") -> LoadedRun:
     load_state(ckpt, model, label_vocab=labels)
     dev = resolve_device(device)
     model.to(dev).eval()
-    thresholds = {}
+    thresholds, calibration = {}, {}
     mpath = lay.metrics
     if mpath.is_file():
         try:
-            thr = json.loads(mpath.read_text(encoding="utf-8")).get("thresholds", {})
+            saved = json.loads(mpath.read_text(encoding="utf-8"))
+            thr = saved.get("thresholds", {})
             thresholds = {k: ({n: float(x) for n, x in v.items()} if isinstance(v, dict) else float(v)) for k, v in thr.items()}
         except (ValueError, TypeError, AttributeError) as e:
             raise ValueError(f"{mpath}: cannot read the tuned thresholds ({e}); restore the file, or delete it to use "
                              f"the default threshold 0.5") from None
-    return LoadedRun(run_dir, cfg, tokenizer, labels, model, thresholds, ckpt)
+        calibration = saved.get("calibration") or {}
+        read_calibration(calibration, labels, str(mpath))     # a broken entry: an error naming the file and the field
+    return LoadedRun(run_dir, cfg, tokenizer, labels, model, thresholds, ckpt, calibration)
 
 # %% ../../nbs/15_run.ipynb #60d5df14
 def run_tokenizer(cfg: RunConfig, data_cfg, data_cfg_path="data config") -> Tokenizer:
@@ -476,10 +528,12 @@ def evaluate_run(run_dir, split: str = "test", checkpoint="best", max_examples: 
 
 # %% ../../nbs/15_run.ipynb #536461ff
 def _run_thresholds(run, task) -> Optional[list]:
-    "A multi-label task's thresholds as the run tuned them: per label where it has them, else its global one, else 0.5."
+    "A multi-label task's thresholds as the run tuned them (per label, else global, else 0.5), on the raw probabilities the trainer scores."
     if not task.tunes_threshold: return None
     per, glob = run.thresholds.get(f"{task.name}_per_label") or {}, run.thresholds.get(task.name, 0.5)
-    return [per.get(n, glob) for n in run.label_vocab.get(task.name, [])]
+    thr = [per.get(n, glob) for n in run.label_vocab.get(task.name, [])]
+    arr = read_calibration(run.calibration, run.label_vocab, "calibration").get(task.name)
+    return raw_thresholds(thr, *arr).tolist() if arr else thr
 
 def evaluate_file(run_dir, data_file, task: str, predictions=None, checkpoint="best", device="auto",
                   max_examples: Optional[int] = None) -> dict:
