@@ -40,8 +40,8 @@ test: $(STAMP)
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab nbs/
+lab: $(STAMP)   # JupyterLab refuses root without --allow-root (containers run as root)
+	$(BIN)/jupyter lab nbs/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 docs: $(STAMP)
 	$(BIN)/textmtl docs
