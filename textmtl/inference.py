@@ -12,11 +12,12 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from .data.detokenize import present_summaries
 from .data.tokenization import Tokenizer
 from .models.factory import build_multitask_model
 from .models.cpu_kernels import enable_cpu_kernels, prepacked_weights
 from .tasks import EMOTION, SUMMARIZATION, TOPIC, get_task, head_tasks, task_names
-from .training.metrics import split_sentences
+from .training.metrics import calibrate_logits, read_calibration, split_sentences
 from .utils.io import load_labels, load_state, save_labels, save_state, atomic_write_text, atomic_write_json
 from .utils.io import _resolve_dir as _resolve_checkpoint_dir, RunLayout, resolve_device
 
@@ -83,7 +84,7 @@ TINY_MODEL = dict(arch="bart", d_model=32, encoder_layers=2, decoder_layers=2, e
                   activation_dropout=0.0, max_position_embeddings=128, init_std=0.2)
 
 def write_tiny_run(run_dir, tokenizer: Tokenizer, label_vocab: dict, model: Optional[dict] = None, seed: int = 0,
-                   thresholds: Optional[dict] = None) -> Path:
+                   thresholds: Optional[dict] = None, calibration: Optional[dict] = None) -> Path:
     "Write a run folder around a tiny untrained model (same layout as training writes); for tests and demos."
     run = Path(run_dir)
     model_cfg = {**TINY_MODEL, **(model or {})}
@@ -102,7 +103,7 @@ def write_tiny_run(run_dir, tokenizer: Tokenizer, label_vocab: dict, model: Opti
     for name in ("best", "last"): save_state(lay.checkpoint(name), net, step=0, label_vocab=labels)
     save_labels(lay.labels, labels)
     tok.save(lay.tokenizer)
-    atomic_write_json(lay.metrics, {"metrics": {}, "thresholds": dict(thresholds or {})})
+    atomic_write_json(lay.metrics, {"metrics": {}, "thresholds": dict(thresholds or {}), "calibration": dict(calibration or {})})
     return run
 
 def _yaml_dump(obj) -> str:
@@ -124,7 +125,8 @@ def _check_texts(texts) -> list[str]:
 class Predictor:
     "Summaries, emotions and topics (every registered task the model has) from a trained model, its tokenizer and labels."
     def __init__(self, model, tokenizer: Tokenizer, label_vocab: dict, thresholds: Optional[dict] = None,
-                 device="cpu", max_source_length: int = 512, decoder_task: str = SUMMARIZATION.name):
+                 device="cpu", max_source_length: int = 512, decoder_task: str = SUMMARIZATION.name,
+                 calibration: Optional[dict] = None):
         self.device = resolve_device(device)
         self.model, self.tokenizer = enable_cpu_kernels(model.to(self.device)).eval(), tokenizer   # CPU fast paths
         self.label_vocab = {t: list(v) for t, v in (label_vocab or {}).items()}
@@ -136,6 +138,8 @@ class Predictor:
             if len(self.label_vocab.get(task, [])) != n:
                 raise ValueError(f"label_vocab[{task!r}] has {len(self.label_vocab.get(task, []))} names but the model's "
                                  f"{task} head has {n} outputs")
+        self.calibration = dict(calibration or {})     # per head, fitted on the run's val split (metrics.json); none: raw
+        self._calibration = read_calibration(self.calibration, self.label_vocab, "calibration")
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -144,7 +148,7 @@ class Predictor:
 
     def __repr__(self):
         return (f"Predictor(tasks={self.tasks}, device={self.device}, max_source_length={self.max_source_length}, "
-                f"thresholds={self.thresholds})")
+                f"thresholds={self.thresholds}, calibrated={tuple(self.calibration)})")
 
     @classmethod
     def from_run(cls, run, checkpoint="best", device="auto", max_source_length: Optional[int] = None) -> "Predictor":
@@ -157,7 +161,7 @@ class Predictor:
         msl = max_source_length or min(r.tokenizer.config.max_length, getattr(data, "max_source_length", 10**9))
         decoder = next((t for t in getattr(r.config, "tasks", []) if not get_task(t).head), SUMMARIZATION.name)
         return cls(r.model, r.tokenizer, r.label_vocab, thresholds=r.thresholds, device=dev, max_source_length=msl,
-                   decoder_task=decoder)
+                   decoder_task=decoder, calibration=r.calibration)
 
     def _batches(self, texts: list[str], batch_size: int):
         "Yield (indices, encoded batch on device), longest texts first, each batch padded to its own longest."
@@ -186,7 +190,7 @@ def _summarize(self: Predictor, texts, num_beams: int = 4, max_new_tokens: int =
             ids = self.model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                                       num_beams=num_beams, length_penalty=length_penalty,
                                       no_repeat_ngram_size=no_repeat_ngram_size, min_new_tokens=min_new_tokens)
-            for i, s in zip(idx, self.tokenizer.decode(ids.cpu())): out[i] = s.strip()
+            for i, s in zip(idx, present_summaries(self.tokenizer, ids.cpu(), [texts[i] for i in idx])): out[i] = s
     return out
 
 Predictor.summarize = _summarize
@@ -253,12 +257,13 @@ def _head_task(self: Predictor, task: str):
     return t
 
 def _probabilities(self: Predictor, task: str, texts, batch_size: int = 16) -> Tensor:
-    "(N, num_labels) float CPU tensor: the `task` head's probabilities (sigmoid for a label set, softmax for one label)."
-    t, texts = self._head_task(task), _check_texts(texts)
+    "(N, num_labels) float CPU tensor: the `task` head's calibrated probabilities (sigmoid for a label set, softmax for one label)."
+    t, texts, cal = self._head_task(task), _check_texts(texts), self._calibration.get(task)   # cal: (scale, bias) or None
     out = torch.zeros(len(texts), len(self.label_vocab[task]))
     with torch.inference_mode():
         for idx, enc in self._batches(texts, batch_size):
-            out[idx] = t.probabilities(self.model.classify(task, enc["input_ids"], enc["attention_mask"])).cpu()
+            z = self.model.classify(task, enc["input_ids"], enc["attention_mask"]).float()
+            out[idx] = t.probabilities(calibrate_logits(z, *cal) if cal else z).cpu()
     return out
 
 def _label_thresholds(self: Predictor, task: str, threshold: Optional[float] = None) -> list[float]:
