@@ -17,6 +17,7 @@ from .inference import ArtifactError, Predictor
 from .models.factory import build_multitask_model, export_hf_bart, export_hf_bert2bert, resolve_pretrained
 from .models.transformer import ModelConfig
 from .tasks import SUMMARIZATION, get_task
+from .training.metrics import read_calibration
 from .utils.atomic import atomic_write_json, atomic_write_text, remove_path, swap_in
 from .utils.io import save_labels
 
@@ -94,8 +95,8 @@ length {cfg.data.max_source_length} tokens, target length {cfg.data.max_target_l
 
 For English news-like text and short comments, like its training data. Summaries are abstractive and can state
 things the text does not say; read them against the source before relying on them. Emotion and topic labels come
-from the training label sets only (GoEmotions' 28 emotions, AG News' 4 topics by default), with thresholds tuned on
-validation data; texts far from that data (other languages, domains, very long documents beyond the model's window)
+from the training label sets only (GoEmotions' 28 emotions, AG News' 4 topics by default), with probabilities
+calibrated and thresholds tuned on validation data; texts far from that data (other languages, domains, very long documents beyond the model's window)
 get less reliable outputs.
 """
 
@@ -118,6 +119,7 @@ def export_run(run_dir, out_dir, checkpoint="best") -> Path:
         atomic_write_json(tmp/CONFIG_NAME, {"format": "textmtl-model", "format_version": 1, "model": to_dict(model.config),
                           "tokenizer": dataclasses.asdict(run.tokenizer.metadata), "tasks": list(cfg.tasks),
                           "decoder_task": decoder, "label_vocab": run.label_vocab, "thresholds": run.thresholds,
+                          "calibration": run.calibration,
                           "max_source_length": cfg.data.max_source_length, "run_config": to_dict(cfg)})
         save_labels(tmp/"labels.json", run.label_vocab)
         twin = _hf_twin(model)
@@ -145,5 +147,7 @@ def load_pretrained(folder, device="auto", cls=Predictor) -> Predictor:
     from safetensors.torch import load_model
     model = build_multitask_model(ModelConfig(**c["model"]), TokenizerMetadata(**c["tokenizer"]), c["label_vocab"], tasks=c["tasks"])
     load_model(model, str(folder/WEIGHTS_NAME))
+    read_calibration(c.get("calibration"), c["label_vocab"], str(folder/CONFIG_NAME))   # a broken entry: file and field
     return cls(model, Tokenizer.from_dir(folder), c["label_vocab"], thresholds=c.get("thresholds"), device=device,
-               max_source_length=c.get("max_source_length", 512), decoder_task=c.get("decoder_task") or SUMMARIZATION.name)
+               max_source_length=c.get("max_source_length", 512), decoder_task=c.get("decoder_task") or SUMMARIZATION.name,
+               calibration=c.get("calibration"))
