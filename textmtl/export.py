@@ -40,6 +40,26 @@ def _generation_config(model, ev):
                             min_new_tokens=ev.min_new_tokens, no_repeat_ngram_size=ev.no_repeat_ngram_size,
                             length_penalty=ev.length_penalty, do_sample=False)
 
+# %% ../nbs/24_export.ipynb #487873c1
+_WORDPIECE_NOTE = """
+`batch_decode` gives the text of the WordPiece tokens (lower case, `low - wage`, `5. 5 %`); the summaries `Predictor`
+shows are detokenized, cased from the article and have no word cut in half:
+
+```python
+from textmtl.data.detokenize import present_summaries
+from textmtl.data.tokenization import Tokenizer
+present_summaries(Tokenizer(hf_tokenizer=tok), ids, ["Some long article ..."])
+```
+"""
+
+def _card_summaries(run, n: int = 2) -> str:
+    "The card's example summaries: the first `n` test samples of the run's `metrics.json`, as evaluation showed them."
+    task, path = next((get_task(t) for t in run.config.tasks if not get_task(t).head), None), run.run_dir/"metrics.json"
+    rows = json.loads(path.read_text()).get("summaries", [])[:n] if task is not None and path.is_file() else []
+    if not rows: return ""
+    return "\n## Example summaries (test split)\n\n" + "\n".join(
+        f"- {r.get(task.target_field, '')}\n  (reference: {r.get('reference', '')})" for r in rows) + "\n"
+
 # %% ../nbs/24_export.ipynb #b9e72c3d
 _TAGS = {"seq2seq": ["text2text-generation"], "multilabel": ["text-classification", "multi-label-classification"],
          "singlelabel": ["text-classification"]}    # Hub tags of each kind of task (the task names are tags too)
@@ -78,12 +98,13 @@ tok, model = AutoTokenizer.from_pretrained("{name}"), AutoModelForSeq2SeqLM.from
 ids = model.generate(**tok(["Some long article ..."], return_tensors="pt", truncation=True))
 tok.batch_decode(ids, skip_special_tokens=True)
 ```
-""".replace("{name}", name) if has_twin else "") + f"""
+""".replace("{name}", name) + (_WORDPIECE_NOTE if run.tokenizer.wordpiece else "") if has_twin else "") + f"""
 ## Test metrics (the run's held-out test splits)
 
 | metric | value |
 |---|---|
 {rows or '| (none recorded) | |'}
+""" + _card_summaries(run) + f"""
 
 ## Training
 
