@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 from .config import resolve_path
 from .data.dataset import SPLITS, DataFormatError, Seq2SeqDataset, MultiLabelDataset, SingleLabelDataset
 from .data.dataloader import Seq2SeqCollator, MultiLabelCollator, SingleLabelCollator
+from .data.batching import TokenBudgetBatchSampler, token_lengths
+from .data.batching import TokenBudgetBatchSampler, token_lengths
 from .data.detokenize import present_summaries
 from .training.metrics import (best_threshold, emotion_f1, repeated_ngram_rate, rouge_like, rouge_scores,
                                       topic_accuracy)
@@ -280,8 +282,9 @@ def label_vocab(datasets: dict) -> dict[str, list[str]]:
 # %% ../nbs/06_tasks.ipynb #cbf96ad8
 def build_dataloaders(datasets: dict[str, dict[str, Dataset]], tokenizer, batch_size: Union[int, dict],
                       max_source_length: int = 512, max_target_length: int = 128, seed: int = 0,
-                      num_workers: int = 0) -> dict[str, dict[str, DataLoader]]:
-    "`{split: {task: DataLoader}}` from `{task: {split: dataset}}`; train loaders shuffle with a seeded generator."
+                      num_workers: int = 0, max_tokens: Optional[dict] = None) -> dict[str, dict[str, DataLoader]]:
+    """`{split: {task: DataLoader}}` from `{task: {split: dataset}}`; train loaders shuffle with a seeded generator.
+    A task in `max_tokens` ({task: tokens}) gets training batches filled to that token budget (`05a_batching`)."""
     out: dict[str, dict[str, DataLoader]] = {}
     for task, splits in datasets.items():
         bs = batch_size[task] if isinstance(batch_size, dict) else batch_size
@@ -289,7 +292,15 @@ def build_dataloaders(datasets: dict[str, dict[str, Dataset]], tokenizer, batch_
         for split, ds in splits.items():
             train = split == "train"
             gen = torch.Generator().manual_seed(seed + task_index(task)) if train else None
-            out.setdefault(split, {})[task] = DataLoader(
-                ds, batch_size=bs, shuffle=train, generator=gen, collate_fn=collate, num_workers=num_workers,
-                persistent_workers=num_workers > 0)
+            kw = dict(collate_fn=collate, num_workers=num_workers, persistent_workers=num_workers > 0, generator=gen)
+            if train and task in (max_tokens or {}):
+                kw["batch_sampler"] = _budget_sampler(ds, tokenizer, max_source_length, max_tokens[task], gen)
+            else: kw.update(batch_size=bs, shuffle=train)
+            out.setdefault(split, {})[task] = DataLoader(ds, **kw)
     return out
+
+def _budget_sampler(ds, tokenizer, max_length: int, tokens: int, gen) -> TokenBudgetBatchSampler:
+    "A token-budget batch sampler over `ds`'s input texts (a seq2seq dataset's sources), drawing from `gen`."
+    texts = getattr(ds, "sources", None) or getattr(ds, "texts", None)
+    if texts is None: raise ValueError(f"max_tokens: {type(ds).__name__} has no `texts` or `sources` to measure")
+    return TokenBudgetBatchSampler(token_lengths(tokenizer, texts, max_length), tokens, generator=gen)
