@@ -136,7 +136,7 @@ def uncased(tokenizer: Tokenizer) -> bool:
 def token_text(tokenizer: Tokenizer, ids) -> list[str]:
     "Per row of `ids` ((B, T) tensor or lists; -100 and special tokens skipped): WordPiece tokens joined by spaces, else decoded text."
     if isinstance(ids, torch.Tensor): ids = (ids[None] if ids.dim() == 1 else ids).tolist()
-    ids = [list(r) for r in ids] if ids and isinstance(ids[0], (list, tuple)) else [list(ids)]
+    if len(ids) and not isinstance(ids[0], (list, tuple)): ids = [ids]          # one row of ids
     ids = [[int(i) for i in r if int(i) != -100] for r in ids]
     if not tokenizer.wordpiece: return [tokenizer.hf.decode(r, skip_special_tokens=True).strip() for r in ids]
     toks = [tokenizer.hf.convert_ids_to_tokens(r, skip_special_tokens=True) for r in ids]
