@@ -42,10 +42,13 @@ class RunDataConfig:
     max_source_length: int = 512
     max_target_length: int = 128
     num_workers: int = 0
+    max_tokens: dict[str, int] = field(default_factory=dict)   # {task: token budget of a training batch}; replaces batch_size
 
     def __post_init__(self):
-        for t, n in self.batch_size.items():
-            if not (isinstance(n, int) and n >= 1): raise ValueError(f"batch_size.{t}: expected a whole number >= 1, got {n!r}")
+        for key in ("batch_size", "max_tokens"):
+            for t, n in getattr(self, key).items():
+                if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+                    raise ValueError(f"{key}.{t}: expected a whole number >= 1, got {n!r}")
         for t, caps in self.max_examples.items():
             for s, n in (caps.items() if isinstance(caps, dict) else []):
                 if not (isinstance(n, int) and n >= 0): raise ValueError(f"max_examples.{t}.{s}: expected a whole number >= 0, got {n!r}")
@@ -98,8 +101,8 @@ class RunConfig:
             get_task(t, "data.max_examples")
             for s in per_split:
                 if s not in SPLITS: raise ValueError(f"data.max_examples.{t}: unknown split {s!r}; known: {list(SPLITS)}")
-        for t in self.data.batch_size:
-            get_task(t, "data.batch_size")
+        for key in ("batch_size", "max_tokens"):
+            for t in getattr(self.data, key): get_task(t, f"data.{key}")
         if self.init_from_hf_bart and self.init_from_hf_bert:
             raise ValueError("init_from_hf_bart and init_from_hf_bert are both set; a run starts from one checkpoint")
         if self.model.copy_mechanism and not any(get_task(t).kind == "seq2seq" for t in self.tasks):
@@ -310,7 +313,8 @@ def _loaders(cfg: RunConfig, datasets, tokenizer, seed: int) -> dict:
     `evaluation.max_reference_length` and never beyond the model's positions (`cfg.model` must be the resolved one)."""
     kw = dict(batch_size=cfg.data.batch_size, max_source_length=cfg.data.max_source_length, seed=seed,
               num_workers=cfg.data.num_workers)
-    loaders = build_dataloaders(datasets, tokenizer, max_target_length=cfg.data.max_target_length, **kw)
+    loaders = build_dataloaders(datasets, tokenizer, max_target_length=cfg.data.max_target_length,
+                                max_tokens=cfg.data.max_tokens, **kw)
     ref_len = min(cfg.evaluation.max_reference_length, cfg.model.max_position_embeddings)
     full = build_dataloaders(datasets, tokenizer, max_target_length=ref_len, **kw)
     loaders["test"] = full["test"]
