@@ -24,9 +24,10 @@ endif
 
 $(STAMP): settings.ini setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	$(BIN)/python -m pip check
+	@echo "[make] installing textmtl and its requirements into $(VENV) (the first time takes a few minutes)"
+	@$(BIN)/python -m pip install -qq --upgrade pip setuptools wheel   # -qq: errors only (not pip's or setuptools' notices)
+	@$(BIN)/python -m pip install -qq -e ".[dev]"
+	@$(BIN)/python -m pip check
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -41,11 +41,44 @@ def batches(tok, batch=8, src_len=144, tgt_len=48, device="cpu") -> dict:
     items = raw_items(batch)
     if not items: raise SystemExit("bench.bert2bert needs the datasets mirror ($TEXTMTL_MIRROR or ../shared/datasets)")
     b = Seq2SeqCollator(tok, src_len, tgt_len)(items["summarization"][:batch])
-    return {k: v.to(device) for k, v in b.items()}
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+
+
+def bf16_rows(twin, ours, b: dict, reps: int, device="cpu", force: bool = False, log=print) -> dict:
+    """Training steps of the same summarization batch, each on its own copy of the same weights: textmtl in float32,
+    with its CPU bf16 kernels and under plain autocast, and the twin under the same autocast; step times (interleaved
+    medians) and the loss after the same number of steps. Only where the CPU has native bf16 (or `force`)."""
+    from textmtl.models.cpu_kernels import cpu_bf16_support
+    ok, why = cpu_bf16_support()
+    if device != "cpu": return {"skipped": "CPU only (CUDA trains bf16 through autocast)"}
+    if not ok and not force:
+        log(f"  bf16 rows skipped: {why} (emulated bf16 is slower than float32; --bf16 forces them)")
+        return {"skipped": why}
+    fns = {f"textmtl:{p}": ours_step_fn(copy.deepcopy(ours), "summarization", b, precision=p)
+           for p in ("float32", "bf16", "autocast")}
+    hf, opt = copy.deepcopy(twin).train(), None
+    opt = torch.optim.AdamW(hf.parameters(), lr=1e-4)
+    def hf_autocast():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = hf(input_ids=b["input_ids"], attention_mask=b["attention_mask"], decoder_input_ids=b["decoder_input_ids"],
+                     decoder_attention_mask=b["decoder_attention_mask"], use_cache=False)
+            loss = lm_loss(out.logits, b["labels"])
+        loss.backward(); opt.step()
+    fns["hf:autocast"] = hf_autocast
+    med = {k: median(v) for k, v in interleaved(fns, reps, device=device).items()}
+    res = {"median_s": med, "cpu": why, "loss_after": {k: f.losses[-1] for k, f in fns.items() if hasattr(f, "losses")},
+           "ratio_fp32": med["textmtl:bf16"] / med["textmtl:float32"], "ratio_twin": med["textmtl:bf16"] / med["hf:autocast"]}
+    res["met"] = res["ratio_fp32"] <= 0.7 and res["ratio_twin"] <= 0.6
+    log(f"  bf16 step ({why})  textmtl float32 {med['textmtl:float32']:.3f} s  bf16 {med['textmtl:bf16']:.3f} s "
+        f"({res['ratio_fp32']:.2f}x, target <= 0.70x)  autocast {med['textmtl:autocast']:.3f} s  "
+        f"twin autocast {med['hf:autocast']:.3f} s ({res['ratio_twin']:.2f}x, target <= 0.60x)")
+    log("  loss after the same steps: " + ", ".join(f"{k} {v:.4f}" for k, v in res["loss_after"].items()))
+    return res
 
 
 def run(reps: int = 3, decoder_layers: int = 3, batch: int = 8, src_len: int = 144, tgt_len: int = 48,
-        new_tokens: int = 32, device="cpu", log=print) -> dict:
+        new_tokens: int = 32, device="cpu", log=print, bf16: bool = False) -> dict:
     "Step-time and generation ratios textmtl / transformers; outputs must be identical with the copy mechanism off."
     from transformers import GenerationConfig
     twin, ours, tok = build(decoder_layers, device=device)
@@ -62,6 +95,7 @@ def run(reps: int = 3, decoder_layers: int = 3, batch: int = 8, src_len: int = 1
     step = {k: median(v) for k, v in times.items()}
     res = {"train": {"median_s": step, "ratio": step["textmtl"] / step["hf"], "target": 0.8}}
     res["train"]["met"] = res["train"]["ratio"] <= 0.8
+    res["bf16"] = bf16_rows(gen_twin, gen_ours, b, reps, device, force=bf16, log=log)
     twin, ours = gen_twin.eval(), gen_ours.eval()
     ids, mask = b["input_ids"][:4], b["attention_mask"][:4]
     for k in (1, 4):
@@ -93,6 +127,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--decoder-layers", type=int, default=3)
+    p.add_argument("--bf16", action="store_true", help="time the bf16 rows also on a CPU without native bf16 (emulated)")
     a = p.parse_args()
     torch.set_num_threads(torch.get_num_threads())
-    run(reps=a.reps, decoder_layers=a.decoder_layers)
+    run(reps=a.reps, decoder_layers=a.decoder_layers, bf16=a.bf16)

@@ -194,7 +194,7 @@ def make_batches(size: BenchSize, tokenizer=None, device="cpu") -> dict[str, dic
             x = ids(size.cls_batch, size.cls_len)
             y = (torch.rand(size.cls_batch, n, generator=g) < 0.1).float() if t == "emotion" else torch.randint(0, n, (size.cls_batch,), generator=g)
             b[t] = dict(input_ids=x, attention_mask=ones(x), labels=y)
-    return {t: {k: v.to(device) for k, v in bb.items()} for t, bb in b.items()}
+    return {t: {k: v.to(device) if torch.is_tensor(v) else v for k, v in bb.items()} for t, bb in b.items()}
 
 # ---------------------------------------------------------------------------------------------------- timing
 def sync(device):

@@ -119,6 +119,16 @@ def run_bert2bert(device: str, reps=None, log=print) -> dict:
     t = r["train"]
     rows = [["bert2bert", "train step, summarization (s)", f"{t['median_s']['hf']:.3f}", f"{t['median_s']['textmtl']:.3f}",
              f"{t['ratio']:.2f}x", "<= 0.80x", _yn(t["met"])]]
+    b = r.get("bf16") or {}
+    if "median_s" in b:
+        m = b["median_s"]
+        rows.append(["bert2bert", "train step, float32 (textmtl only)", "", f"{m['textmtl:float32']:.3f}", "", "", ""])
+        rows.append(["bert2bert", "train step, bf16: vs textmtl float32", "", f"{m['textmtl:bf16']:.3f}",
+                     f"{b['ratio_fp32']:.2f}x of fp32", "<= 0.70x", _yn(b["ratio_fp32"] <= 0.7)])
+        rows.append(["bert2bert", "train step, bf16: vs twin bf16 autocast", f"{m['hf:autocast']:.3f}", f"{m['textmtl:bf16']:.3f}",
+                     f"{b['ratio_twin']:.2f}x", "<= 0.60x", _yn(b["ratio_twin"] <= 0.6)])
+        rows.append(["bert2bert", "train step, plain autocast (textmtl only)", "", f"{m['textmtl:autocast']:.3f}", "", "", ""])
+    elif b: rows.append(["bert2bert", f"train step, bf16: skipped ({b['skipped']})", "", "", "", "", ""])
     for k in ("beam1", "beam4"):
         g = r[k]
         rows.append(["bert2bert", f"generate {'greedy' if k == 'beam1' else 'beam 4'} (tok/s)",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -59,18 +59,33 @@ def onednn(enabled: bool):
     finally: set_onednn(prev)
 
 
-def ours_step_fn(model, task, batch, legacy=False, use_onednn=True, **opt_kw):
+def precision_block(precision: str = "float32", device="cpu"):
+    """The context a training step runs in: 'float32' (none), 'bf16' (textmtl's CPU bf16 kernels, `bf16_weights`:
+    each weight cast once per step) or 'autocast' (plain `torch.autocast(device, bfloat16)`)."""
+    if precision == "bf16":
+        from textmtl.models.cpu_kernels import bf16_weights
+        return bf16_weights()
+    if precision == "autocast": return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def ours_step_fn(model, task, batch, legacy=False, use_onednn=True, precision="float32", **opt_kw):
     """A closure doing one textmtl training step of `task` on `batch`, as the Trainer does it (its optimizer, its loss).
     `legacy=True`: the step before any optimisation (full logits + `task_loss`, plain torch AdamW, no oneDNN);
-    `use_onednn=False`: the Trainer's step with textmtl's oneDNN linears switched off (aten/MKL matmuls)."""
+    `use_onednn=False`: the Trainer's step with textmtl's oneDNN linears switched off (aten/MKL matmuls);
+    `precision`: see `precision_block`. The closure's `.losses` keeps the loss of every call."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **opt_kw) if legacy else textmtl_optimizer(model)
     model.train()
     def step():
         with onednn(use_onednn and not legacy):
             opt.zero_grad(set_to_none=True)
-            loss = task_loss(task, model(task, batch), batch) if legacy else textmtl_loss(model, task, batch)
-            loss.backward(); opt.step()
+            with precision_block(precision, next(model.parameters()).device):
+                loss = task_loss(task, model(task, batch), batch) if legacy else textmtl_loss(model, task, batch)
+                loss.backward()
+            opt.step()
+        step.losses.append(float(loss))
         return loss
+    step.losses = []
     return step
 
 
@@ -116,4 +131,4 @@ def run(size: BenchSize, hf, ours, batches, device="cpu", reps=None, variants=Tr
     mm = med.pop("matmul", None)
     return {"median_s": med, "times_s": times, "loss_hf": l_hf, "loss_textmtl": l_ours, "loss_packed": l_packed, "matmul_s": mm,
             "ratio": med["textmtl"] / med["hf"], "target": 0.8, "met": med["textmtl"] / med["hf"] <= 0.8,
-            "shapes": {t: {k: list(v.shape) for k, v in b.items()} for t, b in batches.items()}}
+            "shapes": {t: {k: list(v.shape) for k, v in b.items() if torch.is_tensor(v)} for t, b in batches.items()}}

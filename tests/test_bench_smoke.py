@@ -78,8 +78,11 @@ def test_sizes_and_flops_formula():
 def test_bert2bert_bench_smoke(mirror):
     "The warm-started model against its EncoderDecoderModel twin: real MiniLM weights, identical greedy outputs."
     from bench import bert2bert
-    r = bert2bert.run(reps=1, decoder_layers=1, batch=2, src_len=32, tgt_len=8, new_tokens=4, log=lambda *a: None)
+    r = bert2bert.run(reps=1, decoder_layers=1, batch=2, src_len=32, tgt_len=8, new_tokens=4, log=lambda *a: None, bf16=True)
     assert r["train"]["median_s"]["hf"] > 0 and r["train"]["median_s"]["textmtl"] > 0
+    b = r["bf16"]                                   # forced bf16 rows: every step timed, the losses close to float32's
+    assert set(b["median_s"]) == {"textmtl:float32", "textmtl:bf16", "textmtl:autocast", "hf:autocast"}
+    assert abs(b["loss_after"]["textmtl:bf16"] - b["loss_after"]["textmtl:float32"]) < 0.05 * b["loss_after"]["textmtl:float32"]
     assert r["beam1"]["identical"], "greedy outputs of textmtl and its BERT2BERT twin differ on the same weights"
     assert r["beam4"]["tokens_per_s"]["textmtl"] > 0
 
