@@ -40,7 +40,7 @@ _CONTRACTIONS = [
     (re.compile(r"\bo ' (?=\w)"), "o'"),                           # o ' neill
 ]
 _SPACING = [
-    (re.compile(r" - - "), " -- "),                                # a dash
+    (re.compile(r" -(?: -)+ "), " -- "),                           # a dash (- - or more)
     (re.compile(r"\b([^\W\d_]) \. (?=[^\W\d_] \.)"), r"\1."),      # u . s . -> u.s .
     (re.compile(r"(?<=\d) ([.:]) (?=\d)"), r"\1"),                 # 5 . 5, 12 : 30
     (re.compile(r"(?<=\d) , (?=\d{3}\b)"), ","),                   # 3 , 000
@@ -76,7 +76,7 @@ def source_casing(source: str, key=str.lower) -> dict[str, str]:
     return {k: max(c, key=lambda f: (c[f], f == f.lower())) for k, c in forms.items()}
 
 # %% ../../nbs/01a_detokenize.ipynb #4e7fbcc8
-_SENT_START = re.compile(r"(^|[.!?][\"'”’)\]]*\s+)([\"'“‘(\[]*)([^\W\d_])")
+_SENT_START = re.compile(r"(^|[.!?][\"'”’)\]]*\s+)([\"'“‘]*)([^\W\d_])")
 
 def _capitalize_sentences(text: str) -> str:
     def up(m):
