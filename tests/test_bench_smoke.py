@@ -92,3 +92,13 @@ def test_lead3():
     assert lead3(["One sentence here. Two sentences here. Three here. Four here."]) == [
         "One sentence here. Two sentences here. Three here."]
     assert lead3(["Only one."]) == ["Only one."]
+
+
+def test_batching_plans():
+    "bench/batching.py's plans: both cover every example once; the budget pads less."
+    import numpy as np
+    from bench.batching import padding_share, plans
+    L = np.random.default_rng(0).integers(4, 70, size=500)
+    p = plans(L, 32, 32 * 40)
+    for batches in p.values(): assert sorted(i for b in batches for i in b) == list(range(500))
+    assert padding_share(p["budget"], L) < padding_share(p["fixed"], L) / 3
