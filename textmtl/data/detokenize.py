@@ -25,8 +25,9 @@ def _attach_quotes(s: str) -> str:
     out, is_open, toks = [], {'"': False, "'": False}, s.split(" ")
     for i, t in enumerate(toks):
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
-        if t in is_open and out and (is_open[t] or (t == "'" and out[-1][-1:].lower() == "s" and nxt[:1].isalnum())):
-            out[-1] += t; is_open[t] = False              # closing, or a plural possessive: glued to the word before
+        if t in is_open and out and (is_open[t] or (t == "'" and nxt[:1].isalnum()
+                                                    and (out[-1][-1:].lower() == "s" or "'" not in toks[i + 1:]))):
+            out[-1] += t; is_open[t] = False              # closing, or an apostrophe: glued to the word before
         elif t in is_open or t in _OPENING:
             if t in is_open: is_open[t] = True
             out.append(t + "\0")                          # opening: glued to the next word
