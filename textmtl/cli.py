@@ -140,7 +140,8 @@ def _cmd_predict(args):
 # %% ../nbs/30_cli.ipynb #ef3b6006
 def _cmd_book(args):
     from textmtl.inference import Predictor
-    from textmtl.visualize import analyze_book
+    from textmtl.visualize import BOOK_DOMAIN_NOTE, analyze_book
+    print(f"[textmtl] note: {BOOK_DOMAIN_NOTE}", file=sys.stderr, flush=True)
     pred = Predictor.from_run(args.run, checkpoint=args.checkpoint, device=args.device)
     out = analyze_book(pred, args.book, out_dir=args.out, max_chapters=args.max_chapters, progress=True)
     print(json.dumps({k: str(v) for k, v in out.items()} if isinstance(out, dict) else str(out), indent=2))

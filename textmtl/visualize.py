@@ -21,8 +21,9 @@ from tqdm.auto import tqdm
 from .utils.io import atomic_write_bytes, atomic_write_text
 
 # %% auto #0
-__all__ = ['self_attention_weights', 'cross_attention_weights', 'record_attention', 'attention_maps', 'plot_attention',
-           'figure_to_png', 'load_book', 'chapter_predictions', 'plot_emotional_arc', 'analyze_book']
+__all__ = ['BOOK_DOMAIN_NOTE', 'BOOK_DOMAIN_NOTE_SHORT', 'self_attention_weights', 'cross_attention_weights', 'record_attention',
+           'attention_maps', 'plot_attention', 'figure_to_png', 'load_book', 'chapter_predictions', 'relative_arc',
+           'plot_emotional_arc', 'analyze_book']
 
 # %% ../nbs/21_visualize.ipynb #c232e8ed
 def _weights(q: Tensor, k: Tensor, mask: Optional[Tensor], is_causal: bool) -> Tensor:
@@ -293,13 +294,26 @@ def _smooth(y: np.ndarray, window: int) -> np.ndarray:
     k = np.ones(window)
     return np.convolve(y, k, mode="same") / np.convolve(np.ones_like(y), k, mode="same")
 
+BOOK_DOMAIN_NOTE = ("textmtl's models learn from news and Reddit comments: summaries from CNN/DailyMail news articles, "
+                    "emotions from GoEmotions Reddit comments, topics from the four AG News classes. On fiction expect "
+                    "summaries that stitch phrases of the chapter together, topic probabilities near uniform (a novel is "
+                    "none of World, Sports, Business, Sci/Tech), and emotion probabilities that move little in absolute "
+                    "terms; the arc plot therefore shows each emotion relative to the book's own mean.")
+BOOK_DOMAIN_NOTE_SHORT = "Trained on news and Reddit comments, not fiction: read the arc as relative changes."
+
+def relative_arc(P: np.ndarray) -> np.ndarray:
+    "(chapters, emotions) probabilities -> each emotion in standard deviations from its own mean over the book."
+    return (P - P.mean(0)) / np.maximum(P.std(0), 1e-6)
+
 def plot_emotional_arc(rows: list[dict], book: str = "", n_emotions: int = 4, smooth: Optional[int] = None,
-                       exclude=("neutral",)) -> Figure:
-    "Line plot of the `n_emotions` strongest emotions (mean over chapters) per chapter, raw (faint) and smoothed."
+                       exclude=("neutral",), relative: bool = True) -> Figure:
+    """Line plot of the `n_emotions` strongest emotions (mean over chapters) per chapter, raw (faint) and smoothed;
+    `relative`: each in standard deviations from its own mean over the book (`relative_arc`), else the probabilities."""
     if not rows or "emotions" not in rows[0]: raise ValueError("no chapters with emotion predictions to plot")
     names = [n for n in rows[0]["emotions"] if n not in exclude]
     P = np.array([[r["emotions"][n] for n in names] for r in rows])          # chapters x emotions
     top = np.argsort(-P.mean(0))[:n_emotions]
+    if relative and len(rows) > 1: P = relative_arc(P)
     x = np.arange(1, len(rows) + 1)
     w = smooth if smooth is not None else max(1, round(len(rows) / 10)) | 1
     fig = Figure(figsize=(10, 4.5), layout="constrained")
@@ -307,7 +321,13 @@ def plot_emotional_arc(rows: list[dict], book: str = "", n_emotions: int = 4, sm
     for j, c in zip(top, ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"] * 4):
         ax.plot(x, P[:, j], color=c, alpha=0.25, lw=1, marker="o", ms=2)
         ax.plot(x, _smooth(P[:, j], w), color=c, lw=2.2, label=names[j])
-    ax.set_xlabel("chapter"); ax.set_ylabel("probability (mean over the chapter)")
+    rel = relative and len(rows) > 1
+    ax.set_xlabel("chapter")
+    ax.set_ylabel("standard deviations from the book's mean" if rel else "probability (mean over the chapter)")
+    if rel: ax.axhline(0, color="0.5", lw=0.8)
+    fig.text(0.01, 0.005, ("Each emotion relative to its own mean over the book: above 0, more of it than usual in this book; "
+                           "the absolute probabilities are in the JSONL. " if rel else "") + BOOK_DOMAIN_NOTE_SHORT,
+             fontsize=7, color="0.35", ha="left", va="bottom", wrap=True)
     ax.set_title(f"{book}: emotional arc" + (f" (moving average over {w} chapters)" if w > 1 else ""), fontsize=11)
     if len(rows) <= 30:
         ax.set_xticks(x); ax.set_xticklabels([r["chapter"][:24] for r in rows], rotation=60, ha="right", fontsize=7)
