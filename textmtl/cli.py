@@ -6,7 +6,7 @@
 __all__ = ['PREDICT_CHUNK', 'read_inputs', 'build_parser', 'main']
 
 # %% ../nbs/30_cli.ipynb #3c264955
-import argparse, json, os, sys
+import argparse, json, os, sys, warnings
 from pathlib import Path
 
 # %% ../nbs/30_cli.ipynb #23a1667a
@@ -256,6 +256,11 @@ def _use_commands(sub):
     _add(sub, "readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
 
 # %% ../nbs/30_cli.ipynb #b217e476
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    "Warnings on the command line: `[textmtl] warning: <message>` (plus the warning's category when it is not a UserWarning)."
+    kind = "" if category is UserWarning else f" ({category.__name__})"
+    return f"[textmtl] warning{kind}: {message}\n"
+
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -263,6 +268,7 @@ def main(argv=None) -> int:
     if not getattr(args, "fn", None):
         parser.print_help()
         return 1
+    warnings.formatwarning = _format_warning      # a warning is one line a user reads, not a source-code excerpt
     try:
         return args.fn(args) or 0
     except KeyboardInterrupt:
