@@ -145,6 +145,7 @@ def token_text(tokenizer: Tokenizer, ids) -> list[str]:
 
 def present_summaries(tokenizer: Tokenizer, ids, sources: Optional[Sequence[str]] = None) -> list[str]:
     "Generated `ids` as text a person would show: cut words mended from `sources`, detokenized, cased from `sources`."
+    if not hasattr(tokenizer, "hf"): return [s.strip() for s in tokenizer.decode(ids)]   # a stand-in with only `decode`
     texts, key = token_text(tokenizer, ids), word_key(tokenizer)
     vocab = whole_words(tokenizer) if tokenizer.wordpiece else frozenset()
     if sources is not None and len(sources) != len(texts):
