@@ -16,7 +16,8 @@ from sklearn.metrics import accuracy_score, f1_score
 # %% auto #0
 __all__ = ['ROUGE_TYPES', 'ArrayLike', 'rouge_like', 'split_sentences', 'rouge_scores', 'emotion_f1', 'best_threshold',
            'per_label_thresholds', 'repeated_ngram_rate', 'topic_accuracy', 'expected_calibration_error', 'fit_platt',
-           'fit_temperature', 'calibration_entry', 'read_calibration', 'raw_thresholds', 'calibrate_logits']
+           'fit_temperature', 'calibration_entry', 'read_calibration', 'raw_thresholds', 'calibrated_thresholds',
+           'better_thresholds', 'calibrate_logits']
 
 # %% ../../nbs/12_metrics.ipynb #5cde974f
 def _check_pairs(preds: Sequence[str], refs: Sequence[str]):
@@ -241,6 +242,21 @@ def raw_thresholds(thresholds: ArrayLike, scale: ArrayLike, bias: ArrayLike) -> 
     "Per-label thresholds on raw sigmoid probabilities equivalent to `thresholds` on the calibrated ones (positive `scale`)."
     t = np.clip(np.broadcast_to(_np(thresholds).astype(np.float64), np.shape(scale)), 1e-12, 1 - 1e-12)
     return 1 / (1 + np.exp(-((np.log(t / (1 - t)) - _np(bias)) / _np(scale))))
+
+# %% ../../nbs/12_metrics.ipynb #ce2525d5
+def calibrated_thresholds(thresholds: ArrayLike, scale: ArrayLike, bias: ArrayLike) -> np.ndarray:
+    "Per-label thresholds on calibrated probabilities equivalent to `thresholds` on the raw ones (the inverse of `raw_thresholds`)."
+    t = np.clip(np.broadcast_to(_np(thresholds).astype(np.float64), np.shape(scale)), 1e-12, 1 - 1e-12)
+    return 1 / (1 + np.exp(-(np.log(t / (1 - t)) * _np(scale) + _np(bias))))
+
+def better_thresholds(y_true: ArrayLike, y_prob: ArrayLike, first: ArrayLike, second: ArrayLike) -> np.ndarray:
+    "Per label, whichever of the thresholds `first` and `second` (C,) has the higher F1 on `(y_true, y_prob)`; ties keep `second`."
+    y_true, y_prob = _multilabel_inputs(y_true, y_prob)
+    def f1(thr):
+        pred = y_prob >= _np(thr)[None]
+        tp, fp = (pred & (y_true == 1)).sum(0), (pred & (y_true == 0)).sum(0)
+        return 2 * tp / np.maximum(2 * tp + fp + (y_true.sum(0) - tp), 1)
+    return np.where(f1(first) > f1(second), _np(first), _np(second)).astype(np.float64)
 
 # %% ../../nbs/12_metrics.ipynb #a7e1d655
 def calibrate_logits(logits, scale, bias):

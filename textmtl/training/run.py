@@ -19,8 +19,10 @@ from ..tasks import (REGISTRY, build_dataloaders, get_task, import_task_modules,
 from ..data.tokenization import Tokenizer
 from ..models.factory import BERT_TUNABLE, build_multitask_model, from_hf_bart, from_hf_bert, resolve_pretrained
 from ..models.transformer import ModelConfig
-from .metrics import (best_threshold, calibrate_logits, calibration_entry, emotion_f1, expected_calibration_error,
-    fit_platt, fit_temperature, per_label_thresholds, raw_thresholds, read_calibration)
+from textmtl.training.metrics import (best_threshold, calibrate_logits, calibration_entry, emotion_f1, expected_calibration_error,
+    better_thresholds, calibrated_thresholds, fit_platt, fit_temperature, per_label_thresholds, raw_thresholds,
+    read_calibration)
+from ..models.cpu_kernels import prepacked_weights
 from .trainer import Trainer, TrainerConfig, resume_path, task_pos_weights
 from .snapshots import SnapshotConfig, attach_snapshots
 from .distributed import barrier, cleanup_distributed, current_context, init_distributed
@@ -145,9 +147,10 @@ def head_logits(model, loader, task: str) -> tuple[torch.Tensor, torch.Tensor]:
     dev, was, ys, zs = next(model.parameters()).device, model.training, [], []
     model.eval()
     try:
-        for b in loader:
-            zs.append(model.classify(task, b["input_ids"].to(dev), b["attention_mask"].to(dev)).float().cpu())
-            ys.append(b["labels"])
+        with prepacked_weights():         # weights fixed: packed for oneDNN once (CPU), as the trainer's evaluation does
+            for b in loader:
+                zs.append(model.classify(task, b["input_ids"].to(dev), b["attention_mask"].to(dev)).float().cpu())
+                ys.append(b["labels"])
     finally: model.train(was)
     return torch.cat(ys), torch.cat(zs)
 
@@ -174,16 +177,24 @@ def _calibrate_and_tune(model, val_loaders: dict, label_vocab: dict, eval_cfg: E
         if not tune: continue
         p = calibrated_probabilities(t, z, cal, label_vocab)
         tuned[t] = best_threshold(y, p)[0]
-        if eval_cfg.per_label_thresholds: per_label[t] = per_label_thresholds(y, p, fallback=tuned[t])
+        if not eval_cfg.per_label_thresholds: continue
+        per_label[t] = per_label_thresholds(y, p, fallback=tuned[t])
+        if t in cal:   # per label, the better on val of that and the raw-tuned threshold carried over (ties: the latter)
+            raw = task.probabilities(z)
+            carried = calibrated_thresholds(per_label_thresholds(y, raw, fallback=best_threshold(y, raw)[0]),
+                                            *read_calibration(cal, label_vocab, "calibration")[t])
+            per_label[t] = better_thresholds(y, p, per_label[t], carried)
     return cal, tuned, per_label
 
 # %% ../../nbs/15_run.ipynb #b6881dca
-def _test_ece(model, test_loaders: dict, calibration: dict, label_vocab: dict) -> dict:
+def _test_ece(model, test_loaders: dict, calibration: dict, label_vocab: dict, outputs: dict) -> dict:
     "`{task}/ece` (0-1, 15 bins) of each classification task's test probabilities, and `@uncalibrated` where calibrated."
     m = {}
     for t, loader in test_loaders.items():
         if not get_task(t).head: continue
-        y, z = head_logits(model, loader, t)
+        if get_task(t).kind == "multilabel" and t in outputs:   # the evaluation kept its sigmoids: no second pass
+            y, z = outputs[t][0], torch.logit(outputs[t][1].double(), eps=1e-7)
+        else: y, z = head_logits(model, loader, t)
         m[f"{t}/ece"] = expected_calibration_error(y, calibrated_probabilities(t, z, calibration, label_vocab))
         if t in calibration: m[f"{t}/ece@uncalibrated"] = expected_calibration_error(y, get_task(t).probabilities(z))
     return m
@@ -201,7 +212,7 @@ def evaluate_test(trainer: Trainer, test_loaders: dict, eval_cfg: EvalConfig, va
     m = {k: v for k, v in m.items() if not k.endswith("best_threshold") and not k.endswith("@best")}
     for t in per_label:    # the global threshold's scores too, for comparison
         m.update({f"{t}/{k}@global": v for k, v in emotion_f1(*trainer.eval_outputs[t], on_raw(t, tuned[t])).items()})
-    m.update(_test_ece(trainer.model, test_loaders, cal, vocab))
+    m.update(_test_ece(trainer.model, test_loaders, cal, vocab, trainer.eval_outputs))
     for t, loader in test_loaders.items(): m[f"{t}/examples"] = len(loader.dataset)
     thresholds = {}
     for t in test_loaders:
