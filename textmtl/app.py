@@ -24,7 +24,7 @@ from .visualize import attention_maps, figure_to_png, plot_attention
 __all__ = ['EXAMPLES', 'MAX_CHARS', 'MAX_TOKENS', 'KIND_LABELS', 'NONE_SHOWN', 'check_input', 'map_kinds', 'draw_map',
            'make_handler', 'build_app', 'plot_progress', 'training_frames', 'training_tab', 'serve', 'launch']
 
-# %% ../nbs/22_app.ipynb #e03f8e7b
+# %% ../nbs/22_app.ipynb #71d0f78d
 EXAMPLES = [
     "The central bank raised interest rates by half a point on Tuesday, its fourth increase this year, saying that "
     "inflation remained stubbornly high even as growth slowed. Markets fell on the news, and economists warned that "
@@ -90,10 +90,10 @@ def make_handler(predictor: Predictor, attention: bool = True, max_chars: int = 
     analyze.redraw = redraw
     return analyze
 
-# %% ../nbs/22_app.ipynb #ad412ef4
+# %% ../nbs/22_app.ipynb #725fd8bb
 def build_app(predictor: Predictor, title: str = "textmtl", max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS,
               run=None) -> gr.Blocks:
-    "The Gradio Blocks app: text in; summary, emotions, topic and a cross-attention heatmap out (+ a *Training* tab for `run`)."
+    "The Gradio Blocks app: text in; summary, emotions above threshold, topic and an attention heatmap out (+ a *Training* tab for `run`)."
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         copies = map_kinds(predictor)[0] == "copy"
         gr.Markdown(f"# {title}\nOne encoder-decoder Transformer, three tasks: an abstractive **summary**, the "
@@ -177,7 +177,7 @@ def training_frames(run) -> Optional[SimpleNamespace]:
     return SimpleNamespace(snapshots=snaps, history=history, frame=frame,
                            texts=[t["text"] for t in snaps[0]["texts"]], steps=[s["step"] for s in snaps])
 
-# %% ../nbs/22_app.ipynb #8256fc8d
+# %% ../nbs/22_app.ipynb #19495872
 def training_tab(run, delay: float = 0.8):
     "Add the *Training* tab of `run` to the Blocks being built."
     tf = training_frames(run) if run is not None else None
