@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 
 from .models.transformer import CrossAttention, SelfAttention, _split_heads
 from .tasks import EMOTION, get_task
+from .data.tokenization import encode_targets
+from .data.detokenize import present_summaries
 from tqdm.auto import tqdm
 from .utils.io import atomic_write_bytes, atomic_write_text
 
@@ -118,7 +120,7 @@ def attention_maps(predictor, text: str, summary: Optional[str] = None, num_beam
                                  num_beams=num_beams, no_repeat_ngram_size=3)[0, 1:]
             labels = gen[gen != model.pad_token_id]
         else:
-            labels = tok.encode([summary], max_length=tok.config.max_target_length)["input_ids"][0].to(dev)
+            labels = encode_targets(tok, [summary])["input_ids"][0].to(dev)   # as the decoder was trained: no [CLS]
         dec = torch.cat([labels.new_tensor([model.decoder_start_token_id]), labels[:-1]])[None]
         with record_attention(model) as rec:
             model.decode(dec, model.encode(enc["input_ids"], enc["attention_mask"]), enc["attention_mask"],
@@ -126,7 +128,7 @@ def attention_maps(predictor, text: str, summary: Optional[str] = None, num_beam
     maps = {k: torch.stack([layer[-1]["weights"][0] for layer in rec[k]]).cpu() for k in ("encoder", "decoder", "cross")}
     if rec.get("copy"):   # the pointer's attention as one layer with one head, and P(copy) per summary token
         maps.update(copy=rec["copy"][-1]["weights"][0][None, None].cpu(), p_copy=rec["copy"][-1]["p_copy"][0].cpu())
-    return {"text": text, "summary": tok.decode(labels[None].cpu())[0].strip(),
+    return {"text": text, "summary": present_summaries(tok, labels[None].cpu(), [text])[0],
             "source_tokens": _token_strings(tok, enc["input_ids"][0]), "decoder_tokens": _token_strings(tok, dec[0]),
             "target_tokens": _token_strings(tok, labels), **maps}
 
