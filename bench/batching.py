@@ -7,7 +7,7 @@ training step, seconds per step (forward + backward + AdamW, the Trainer's loss)
 """
 from __future__ import annotations
 
-import json, sys, time
+import sys, time
 from pathlib import Path
 
 if __package__ in (None, ""):

@@ -23,7 +23,7 @@ __all__ = ['set_onednn', 'prepacked_weights', 'fast_linear', 'FastLinear', 'use_
 
 # %% ../../nbs/18_cpu_kernels.ipynb #d5f64eaf
 _ONEDNN = {"enabled": os.environ.get("TEXTMTL_ONEDNN", "1") != "0", "ops": None}
-_LOCAL = threading.local()                     # .cache: the packed weights of the active prepacked_weights() block
+_LOCAL = threading.local()                     # .cache: packed weights of prepacked_weights(); .bf16: bf16_weights()' copies
 _ONEDNN_MIN_INFERENCE = 256 * 256              # smaller weights: oneDNN's per-call overhead exceeds its gain (measured)
 _ONEDNN_MAX_ROWS = 256                         # bigger products: MKL is near the peak, and shapes vary (see above)
 
@@ -73,7 +73,7 @@ def fast_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, pack: 
     oneDNN matmul on the plain weight or, with `pack` inside `prepacked_weights()`, on a packed copy. Same values to
     float32 rounding. Inside a `bf16_weights()` block (training, below): `bf16_linear`."""
     if getattr(_LOCAL, "bf16", None) is not None and torch.is_grad_enabled() and x.device.type == "cpu":
-        return bf16_linear(x, weight, bias)
+        return bf16_linear(x, weight, bias)          # inside a bf16_weights() block (defined below)
     if (not torch.is_grad_enabled() and x.numel() > 0 and weight.numel() >= _ONEDNN_MIN_INFERENCE
             and x.numel() <= _ONEDNN_MAX_ROWS * x.shape[-1] and _onednn_cpu_f32(x, weight)):
         rows = x.numel() // x.shape[-1]
@@ -134,9 +134,12 @@ class LinearCrossEntropy(torch.autograd.Function):
         ctx.rows = h.shape[0]
         pad = -h.shape[0] % _CE_ROW_MULTIPLE     # few shapes for oneDNN; padded rows are ignored (-100): no gradient
         if pad: h, labels = F.pad(h, (0, 0, 0, pad)), F.pad(labels, (0, pad), value=-100)
-        if wb is not None: h, weight = h.to(torch.bfloat16), wb     # bf16 products, float32 log-softmax
-        logits = _onednn_dense(h, weight, bias) if wb is None else F.linear(h, weight).float()
-        logp = torch.log_softmax(logits if wb is None or bias is None else logits + bias, -1)
+        if wb is None: logits = _onednn_dense(h, weight, bias)
+        else:                                                       # bf16 products, float32 bias and log-softmax
+            h, weight = h.to(torch.bfloat16), wb
+            logits = F.linear(h, weight).float()
+            if bias is not None: logits = logits + bias
+        logp = torch.log_softmax(logits, -1)
         valid = labels != -100
         target = labels.clamp(min=0)
         n = valid.sum()
