@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['PREDICT_CHUNK', 'read_inputs', 'build_parser', 'main']
 
-# %% ../nbs/30_cli.ipynb #3c264955
+# %% ../nbs/30_cli.ipynb #98c1b3e4
 import argparse, json, os, sys, warnings
 from pathlib import Path
 
-# %% ../nbs/30_cli.ipynb #23a1667a
+# %% ../nbs/30_cli.ipynb #783c167b
 def _expected_errors():
     "The exception types whose message is enough for a user: shown as one line, exit status 2."
     from textmtl.config import ConfigError
@@ -27,7 +27,7 @@ def _expected_errors():
             pass
     return tuple(errs)
 
-# %% ../nbs/30_cli.ipynb #0c08f3f5
+# %% ../nbs/30_cli.ipynb #410ffa47
 def _cmd_download(args):
     from textmtl.config import project_root, resolve_path
     from textmtl.data.download import download_all, resolve_mirror
@@ -40,13 +40,14 @@ def _cmd_download(args):
     print(report)
     return 0
 
+# %% ../nbs/30_cli.ipynb #34f5fd02
 def _cmd_prepare(args):
     from textmtl.data.preprocessing import prepare_all
     if args.mirror: os.environ["TEXTMTL_MIRROR"] = str(Path(args.mirror).resolve())
     prepare_all(args.data_config, force=args.force, download=not args.no_download)
     return 0
 
-# %% ../nbs/30_cli.ipynb #45766f0c
+# %% ../nbs/30_cli.ipynb #ca6616a3
 def _cmd_train(args):
     from textmtl.training.run import train_from_config
     overrides = {}
@@ -60,6 +61,7 @@ def _cmd_train(args):
     metrics = train_from_config(args.config, overrides=overrides, resume=args.resume, overwrite=args.overwrite)
     return 0
 
+# %% ../nbs/30_cli.ipynb #0af797ff
 def _cmd_evaluate(args):
     from textmtl.training.run import evaluate_run
     if args.data or args.task or args.predictions:
@@ -72,20 +74,24 @@ def _cmd_evaluate(args):
     print(json.dumps(metrics, indent=2))
     return 0
 
-# %% ../nbs/30_cli.ipynb #a84beec3
+# %% ../nbs/30_cli.ipynb #b3d7bb53
 def _split_lines(text: str) -> list[str]:
     "Split at `\\n` only (one trailing `\\r` removed per line); unlike `str.splitlines`, other line-break characters stay."
     return [l[:-1] if l.endswith("\r") else l for l in text.split("\n")]
 
-def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
-    "Texts from arguments, a file (plain lines or JSONL with `text`/`source`), or stdin."
-    if texts:
-        for i, t in enumerate(texts, 1):
-            if not t.strip(): raise ValueError(f"text argument {i}: empty text")
-            try: t.encode("utf-8")
-            except UnicodeEncodeError: raise ValueError(f"text argument {i}: not valid UTF-8 (the shell passed bytes "
-                                                        f"that are not text); pass UTF-8 text or use --file") from None
-        return list(texts)
+# %% ../nbs/30_cli.ipynb #8290f445
+def _check_args(texts) -> list[str]:
+    "The text arguments, each checked: not empty, valid UTF-8."
+    for i, t in enumerate(texts, 1):
+        if not t.strip(): raise ValueError(f"text argument {i}: empty text")
+        try: t.encode("utf-8")
+        except UnicodeEncodeError: raise ValueError(f"text argument {i}: not valid UTF-8 (the shell passed bytes "
+                                                    f"that are not text); pass UTF-8 text or use --file") from None
+    return list(texts)
+
+# %% ../nbs/30_cli.ipynb #949e3f93
+def _input_lines(file=None, stdin=None) -> list[str]:
+    "The lines of `file`, of the text stream `stdin`, or of standard input (UTF-8, a BOM dropped)."
     if file:
         p = Path(file)
         if not p.is_file(): raise FileNotFoundError(f"{p}: no such input file")
@@ -101,6 +107,11 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
         except UnicodeDecodeError as e:
             line = data[:e.start].count(b"\n") + 1
             raise ValueError(f"<stdin>:{line}: not UTF-8 (byte {data[e.start]:#04x}); send UTF-8 text") from None
+    return lines
+
+# %% ../nbs/30_cli.ipynb #c9cb1cc9
+def _texts_of(lines: list[str], file=None) -> list[str]:
+    "The texts of input lines: blank lines skipped, the `text` (or `source`) field of a JSON line, other lines as they are."
     out = []
     for i, line in enumerate(lines, 1):
         if not line.strip(): continue
@@ -118,7 +129,13 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if not out: raise ValueError(f"{file or '<stdin>'}: no input text")
     return out
 
-# %% ../nbs/30_cli.ipynb #c5280d19
+# %% ../nbs/30_cli.ipynb #c144ca5f
+def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
+    "Texts from arguments, a file (plain lines or JSONL with `text`/`source`), or stdin."
+    if texts: return _check_args(texts)
+    return _texts_of(_input_lines(file, stdin), file)
+
+# %% ../nbs/30_cli.ipynb #21c394ad
 PREDICT_CHUNK = 64    # texts per `Predictor.predict` call: results stream out chunk by chunk, in input order
 
 def _cmd_predict(args):
@@ -137,7 +154,7 @@ def _cmd_predict(args):
             sys.stdout.flush(); bar.update(len(chunk))
     return 0
 
-# %% ../nbs/30_cli.ipynb #ef3b6006
+# %% ../nbs/30_cli.ipynb #a51adb07
 def _cmd_book(args):
     from textmtl.inference import Predictor
     from textmtl.visualize import BOOK_DOMAIN_NOTE, analyze_book
@@ -147,6 +164,7 @@ def _cmd_book(args):
     print(json.dumps({k: str(v) for k, v in out.items()} if isinstance(out, dict) else str(out), indent=2))
     return 0
 
+# %% ../nbs/30_cli.ipynb #42cdf4cd
 def _cmd_app(args):
     from textmtl.app import launch
     launch(args.run, host=args.host, port=args.port, checkpoint=args.checkpoint, device=args.device,
@@ -158,6 +176,7 @@ def _cmd_export(args):
     print(export_run(args.run, args.out, checkpoint=args.checkpoint))
     return 0
 
+# %% ../nbs/30_cli.ipynb #e0c28e25
 def _cmd_docs(args):
     from textmtl.docs import build_docs, build_readme
     site = build_docs(out_dir=args.out, execute=not args.no_execute, nbs=args.nb or None, timeout=args.timeout)
@@ -170,7 +189,7 @@ def _cmd_readme(args):
     print(build_readme())
     return 0
 
-# %% ../nbs/30_cli.ipynb #552821d3
+# %% ../nbs/30_cli.ipynb #66cca7b2
 def _add(sub, name: str, fn, help: str):
     sp = sub.add_parser(name, help=help, description=help)
     sp.set_defaults(fn=fn)
@@ -186,6 +205,7 @@ def _run_args(sp):
     sp.add_argument("--checkpoint", default="best", help="'best', 'last' or a checkpoint folder (default: best)")
     sp.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
 
+# %% ../nbs/30_cli.ipynb #a8014326
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textmtl", description=(
         "Train and use one encoder-decoder Transformer for summarization, emotion and topic classification.\n\n"
@@ -199,14 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub); _train_commands(sub); _use_commands(sub)
     return p
 
-# %% ../nbs/30_cli.ipynb #56dd3b19
-def _data_commands(sub):
+# %% ../nbs/30_cli.ipynb #c3b2980b
+def _download_parser(sub):
     sp = _add(sub, "download", _cmd_download, "download the raw datasets and books (or copy them from a mirror)")
     _data_args(sp); sp.add_argument("--no-books", action="store_true", help="skip the Gutenberg books")
+
+def _prepare_parser(sub):
     sp = _add(sub, "prepare", _cmd_prepare, "download if needed, then write data/processed/<task>/<split>.jsonl")
     _data_args(sp); sp.add_argument("--no-download", action="store_true", help="use only what is in the raw folder")
 
-def _train_commands(sub):
+def _data_commands(sub): _download_parser(sub); _prepare_parser(sub)
+
+# %% ../nbs/30_cli.ipynb #00c3a4e9
+def _train_parser(sub):
     sp = _add(sub, "train", _cmd_train, "train from a YAML config; prepares data if missing; evaluates on the test splits")
     sp.add_argument("--config", default="configs/training/quick.yaml", help="training YAML (default: %(default)s)")
     sp.add_argument("--output-dir", help="override output_dir")
@@ -215,6 +240,9 @@ def _train_commands(sub):
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key, e.g. --set trainer.lr=3e-4")
     sp.add_argument("--resume", action="store_true", help="continue from output_dir/checkpoints/last")
     sp.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier run in output_dir")
+
+# %% ../nbs/30_cli.ipynb #7de75c50
+def _evaluate_parser(sub):
     sp = _add(sub, "evaluate", _cmd_evaluate, "evaluate a trained run on a split (default: test)")
     _run_args(sp)
     sp.add_argument("--split", default="test", choices=["val", "test"])
@@ -223,7 +251,10 @@ def _train_commands(sub):
     sp.add_argument("--task", help="the task of --data, e.g. topic")
     sp.add_argument("--predictions", help="with --data: write one JSONL line per example (prediction, reference, score)")
 
-def _use_commands(sub):
+def _train_commands(sub): _train_parser(sub); _evaluate_parser(sub)
+
+# %% ../nbs/30_cli.ipynb #07e31655
+def _predict_parser(sub):
     sp = _add(sub, "predict", _cmd_predict, "summary, emotions and topic for texts (arguments, --file or stdin); JSONL out")
     _run_args(sp)
     sp.add_argument("text", nargs="*", help="texts to analyse (default: read --file or stdin)")
@@ -232,11 +263,16 @@ def _use_commands(sub):
     sp.add_argument("--num-beams", type=int, default=4)
     sp.add_argument("--max-new-tokens", type=int, default=64)
     sp.add_argument("--threshold", type=float, default=None, help="emotion threshold (default: the run's tuned one)")
+
+# %% ../nbs/30_cli.ipynb #e9fecaf0
+def _book_parser(sub):
     sp = _add(sub, "book", _cmd_book, "analyse a Gutenberg book chapter by chapter and plot its emotional arc")
     _run_args(sp)
     sp.add_argument("--book", required=True, help="a book name from the data config, a processed books JSONL, or a .txt file")
     sp.add_argument("--out", default="runs/books", help="output folder (default: %(default)s)")
     sp.add_argument("--max-chapters", type=int, default=None)
+
+def _app_parser(sub):
     sp = _add(sub, "app", _cmd_app, "start the browser UI (Gradio): analyse a text; watch the run's attention form during training")
     _run_args(sp)
     sp.add_argument("--host", default="127.0.0.1"); sp.add_argument("--port", type=int, default=7860)
@@ -244,23 +280,33 @@ def _use_commands(sub):
     sp.add_argument("--max-tokens", type=int, default=4_096, help="longest text accepted, in tokens (default: %(default)s)")
     sp.add_argument("--concurrency", type=int, default=1, help="requests served at once (default: %(default)s)")
     sp.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused (default: %(default)s)")
+
+# %% ../nbs/30_cli.ipynb #9fee8f44
+def _export_parser(sub):
     sp = _add(sub, "export", _cmd_export, "write a trained run as a model folder (weights, config, tokenizer, labels, model card)")
     sp.add_argument("--run", required=True, help="a training output folder, e.g. runs/quick")
     sp.add_argument("--out", required=True, help="a new (or empty) folder for the model")
     sp.add_argument("--checkpoint", default="best", help="'best', 'last' or a checkpoint folder (default: best)")
+
+def _docs_parser(sub):
     sp = _add(sub, "docs", _cmd_docs, "render the notebooks into a static HTML site, offline")
     sp.add_argument("--out", default="_site", help="output folder (default: %(default)s)")
     sp.add_argument("--no-execute", action="store_true", help="do not run the notebooks first (no outputs or plots)")
     sp.add_argument("--nb", action="append", metavar="NAME", help="build only these notebooks (repeatable)")
     sp.add_argument("--timeout", type=int, default=900, help="seconds per notebook (default: %(default)s)")
+
+# %% ../nbs/30_cli.ipynb #c65fb065
+def _use_commands(sub):
+    _predict_parser(sub); _book_parser(sub); _app_parser(sub); _export_parser(sub); _docs_parser(sub)
     _add(sub, "readme", _cmd_readme, "regenerate README.md from nbs/index.ipynb")
 
-# %% ../nbs/30_cli.ipynb #b217e476
+# %% ../nbs/30_cli.ipynb #a3ed4a34
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     "Warnings on the command line: `[textmtl] warning: <message>` (plus the warning's category when it is not a UserWarning)."
     kind = "" if category is UserWarning else f" ({category.__name__})"
     return f"[textmtl] warning{kind}: {message}\n"
 
+# %% ../nbs/30_cli.ipynb #a0e19592
 def main(argv=None) -> int:
     "Entry point of the `textmtl` console command."
     parser = build_parser()
@@ -284,6 +330,6 @@ def main(argv=None) -> int:
         print(f"textmtl: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/30_cli.ipynb #67c0f7c0
+# %% ../nbs/30_cli.ipynb #2ea1ae92
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
