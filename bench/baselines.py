@@ -34,7 +34,7 @@ def run(config: str = "configs/training/quick.yaml", log=print) -> dict:
     from textmtl.data.preprocessing import load_data_config
     from textmtl.config import resolve_path
     from textmtl.training.metrics import best_threshold, emotion_f1, per_label_thresholds, rouge_scores, topic_accuracy
-    from textmtl.training.run import load_run_config
+    from textmtl.run.config import load_run_config
     cfg = load_run_config(ROOT/config)
     data_cfg = load_data_config(resolve_path(cfg.data_config, ROOT), ROOT)
     # the test (and val) caps of the config, all of train

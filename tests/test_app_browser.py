@@ -64,7 +64,8 @@ def app(mirror, tmp_path_factory):
     torch.set_num_threads(1)
     from textmtl.app import launch
     from textmtl.data.tokenization import Tokenizer
-    from textmtl.inference import Predictor, write_tiny_run
+    from textmtl.inference import Predictor
+    from textmtl.testing import write_tiny_run
     run = write_tiny_run(tmp_path_factory.mktemp("app") / "run", Tokenizer(), LABELS, thresholds={"emotion": 0.3})
     _add_snapshots(run)
     port = _free_port()

@@ -20,7 +20,7 @@ def _serve(tmp_path, **kw):
     torch.set_num_threads(1)
     from textmtl.app import launch
     from textmtl.data.tokenization import Tokenizer
-    from textmtl.inference import write_tiny_run
+    from textmtl.testing import write_tiny_run
     run = write_tiny_run(tmp_path / "run", Tokenizer(), LABELS)
     port = _free_port()
     return launch(run, host="127.0.0.1", port=port, device="cpu", block=False, **kw), f"http://127.0.0.1:{port}/"

@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from textmtl.cli import main
-from textmtl.training.run import load_run, train_from_config
+from textmtl.run.folder import load_run
+from textmtl.training.run import train_from_config
 from textmtl.utils.io import load_state
 from tiny_project import make_project, subprocess_env
 

@@ -53,8 +53,8 @@ def train_records(run_dir: Path) -> int:
 
 
 def ckpt_step(run_dir: Path, name="last") -> int:
-    from textmtl.utils.io import _resolve_dir      # a process killed mid-save may have left it as `.last.old-*`
-    return json.loads((_resolve_dir(run_dir / "checkpoints" / name) / "meta.json").read_text())["step"]
+    from textmtl.utils.io import resolve_checkpoint_dir      # a process killed mid-save may have left it as `.last.old-*`
+    return json.loads((resolve_checkpoint_dir(run_dir / "checkpoints" / name) / "meta.json").read_text())["step"]
 
 
 def one_line_error(rc, err):

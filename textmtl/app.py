@@ -16,7 +16,7 @@ from PIL import Image
 from .inference import Predictor, count_tokens
 from .tasks import get_task, head_tasks, task_names
 from .training.snapshots import load_snapshots, snapshot_figure, snapshot_kinds
-from .training.trainer import read_history
+from .run.folder import read_history
 from .utils.io import RunLayout
 from .visualize import attention_maps, figure_to_png, plot_attention
 

@@ -29,13 +29,13 @@ def _expected_errors():
 
 # %% ../nbs/30_cli.ipynb #410ffa47
 def _cmd_download(args):
-    from textmtl.config import project_root, resolve_path
+    from textmtl.config import project_root
     from textmtl.data.download import download_all, resolve_mirror
     from textmtl.data.preprocessing import load_data_config
     root = project_root()
-    cfg = load_data_config(args.data_config, root)
+    cfg = load_data_config(args.data_config, root)                                 # its paths absolute
     mirror = Path(args.mirror) if args.mirror else resolve_mirror(cfg.mirror)   # flag, then $TEXTMTL_MIRROR, then config
-    report = download_all(cfg.downloads, resolve_path(cfg.raw_dir, root), mirror=mirror, force=args.force,
+    report = download_all(cfg.downloads, Path(cfg.raw_dir), mirror=mirror, force=args.force,
                           include_books=not args.no_books)
     print(report)
     return 0
@@ -63,10 +63,10 @@ def _cmd_train(args):
 
 # %% ../nbs/30_cli.ipynb #0af797ff
 def _cmd_evaluate(args):
-    from textmtl.training.run import evaluate_run
+    from textmtl.run.evaluation import evaluate_run
     if args.data or args.task or args.predictions:
         if not (args.data and args.task): raise ValueError("--data and --task go together (and --predictions needs them)")
-        from textmtl.training.run import evaluate_file
+        from textmtl.run.evaluation import evaluate_file
         metrics = evaluate_file(args.run, args.data, args.task, args.predictions, checkpoint=args.checkpoint,
                                 device=args.device, max_examples=args.max_examples)
     else: metrics = evaluate_run(args.run, split=args.split, checkpoint=args.checkpoint, max_examples=args.max_examples,

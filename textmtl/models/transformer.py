@@ -132,8 +132,6 @@ def split_heads(x: Tensor, n: int, H: int) -> tuple[Tensor, ...]:
     B, T, _ = x.shape
     return x.view(B, T, n, H, -1).permute(2, 0, 3, 1, 4).unbind(0)
 
-_split_heads = split_heads   # the former name, until `textmtl.visualize` imports `split_heads`
-
 # %% ../../nbs/10_model.ipynb #1e20a406
 class SelfAttention(nn.Module):
     "Multi-head self-attention with one fused `qkv_proj`; optional causal masking and a growing KV cache."
