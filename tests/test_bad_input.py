@@ -236,6 +236,26 @@ def test_bad_predict_inputs(fresh):
     assert rc == 0 and len(out.splitlines()) == 2, err
 
 
+def test_out_of_range_numbers_fail_before_loading(fresh):
+    "Checked while parsing (no model is loaded): a bounded beam count, token count and port; a port in use names it."
+    import socket
+    def run_cli(*args):   # (exit status, stderr): argparse and the port check end with SystemExit, as a console script does
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try: main([str(a) for a in args]); return 0, err.getvalue()
+            except SystemExit as e: return e.code, err.getvalue() + (e.code if isinstance(e.code, str) else "")
+    run = fresh / "run"
+    for args, msg in [(("predict", "--run", run, "x", "--num-beams", "100000"), "argument --num-beams: expected 1 ... 64, got 100000"),
+                      (("predict", "--run", run, "x", "--max-new-tokens", "0"), "argument --max-new-tokens: expected 1 ... 1024, got 0"),
+                      (("app", "--run", run, "--port", "70000"), "argument --port: expected 1 ... 65535, got 70000")]:
+        rc, err = run_cli(*args)
+        assert rc == 2 and msg in err and "Traceback" not in err, (rc, err)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0)); busy.listen(1)
+        rc, err = run_cli("app", "--run", run, "--port", busy.getsockname()[1])
+    assert rc not in (0, None) and "cannot listen there" in err and "Traceback" not in err, (rc, err)
+
+
 # ---- raw data (preparation) --------------------------------------------------------------------------------------
 @pytest.fixture
 def raw_project(tmp_path, mirror):
