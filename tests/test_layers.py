@@ -112,10 +112,17 @@ def test_the_checks_can_fail(tmp_path):
     assert "textmtl.training.trainer" in imports_of_file(f, "textmtl.data.x")   # function-level imports count
 
 
-def test_serving_does_not_load_the_training_stack():
-    "`textmtl predict` (inference), `textmtl export` and `textmtl evaluate` (run.evaluation) need no trainer, snapshots or torchrun code."
-    code = "import sys, textmtl.inference, textmtl.export, textmtl.run.evaluation; print(sorted(m for m in sys.modules if m.startswith('textmtl')))"
+def test_serving_does_not_load_the_training_stack(tmp_path):
+    "`textmtl predict` (a run loaded and used), `export` and `evaluate` (run.evaluation) need no trainer, snapshots or torchrun code."
+    code = ("import sys, textmtl.export, textmtl.run.evaluation\n"
+            "from textmtl.inference import Predictor\nfrom textmtl.testing import write_tiny_run, EMOTIONS, TOPICS\n"
+            "from textmtl.data.tokenization import Tokenizer\n"
+            f"run = write_tiny_run({str(tmp_path / 'run')!r}, Tokenizer(), {{'emotion': EMOTIONS, 'topic': TOPICS}})\n"
+            "Predictor.from_run(run, device='cpu').predict(['A text.'], num_beams=1, max_new_tokens=2)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('textmtl')))")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    training = [m for m in eval(r.stdout) if m.startswith("textmtl.training.") and m != "textmtl.training.metrics"]
+    loaded = eval(r.stdout.strip().splitlines()[-1])
+    assert "textmtl.run.folder" in loaded          # the run was loaded through the run layer
+    training = [m for m in loaded if m.startswith("textmtl.training.") and m != "textmtl.training.metrics"]
     assert not training, f"serving loads {training}"
