@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses, json, uuid
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -15,7 +14,7 @@ from .config import to_dict
 from .inference import CONFIG_NAME, WEIGHTS_NAME, Predictor
 from .models.factory import export_hf_bart, export_hf_bert2bert
 from .run.folder import load_run
-from .tasks import SUMMARIZATION, get_task
+from .tasks import get_task
 from .utils.atomic import atomic_write_json, atomic_write_text, remove_path, swap_in
 from .utils.io import save_labels
 

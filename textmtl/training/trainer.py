@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json, math, signal, sys, threading, time, warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from functools import partial
 from io import BytesIO
 from pathlib import Path
 from fnmatch import fnmatch
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -22,8 +21,8 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 
 from ..config import to_dict
-from ..tasks import REGISTRY, Task, get_task, task_index, task_names
-from ..models.cpu_kernels import bf16_weights, cpu_bf16_support, enable_cpu_kernels, prepacked_weights
+from ..tasks import Task, get_task, task_index, task_names
+from ..models.cpu_kernels import bf16_weights, cpu_bf16_support, enable_cpu_kernels
 from ..utils.io import (RunLayout, atomic_write_bytes, atomic_write_text, get_rng_state, is_checkpoint, load_state,
                               resolve_device, save_state, set_rng_state)
 from ..run.config import TrainerConfig
