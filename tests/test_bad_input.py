@@ -134,6 +134,7 @@ def test_bad_training_config(fresh):
         (good.replace("trainer:", "trainer: [\n"), "tiny.yaml"),          # invalid YAML
         (good.replace("sampling: round_robin", "sampling: random"), "tiny.yaml: trainer.sampling"),
         (good.replace("max_steps: 2", "max_steps: 0"), "tiny.yaml: trainer: invalid TrainerConfig: max_steps: expected >= 1"),
+        (good.replace("lr: 0.003", "lr: &lr 0.003\n  eps: *lr"), "YAML aliases/anchors are not allowed: found anchor &lr"),
     ]
     for text, expect in cases:
         cfg.write_text(text)
@@ -191,6 +192,9 @@ DAMAGE = {   # name: (damage the run folder, file the message must name, extra t
     "labels.json invalid": (lambda r: (r / "artifacts/labels.json").write_text('{"emotion": ["a",\n "b"'), "artifacts/labels.json", "invalid JSON"),
     "labels.json missing": (lambda r: (r / "artifacts/labels.json").unlink(), "artifacts/labels.json", ""),
     "tokenizer missing": (lambda r: shutil.rmtree(r / "artifacts/hf_tokenizer"), "artifacts/hf_tokenizer", ""),
+    "config.yaml with aliases": (lambda r: (r / "config.yaml").write_text((r / "config.yaml").read_text().replace("lr: 0.003", "lr: &x 0.003")
+                                                                          .replace("pos_weight_max: 30.0", "pos_weight_max: *x")),
+                                 "config.yaml", "YAML aliases/anchors are not allowed: found anchor &x"),
     "config.yaml wrong type": (lambda r: (r / "config.yaml").write_text((r / "config.yaml").read_text().replace("lr: 0.003", "lr: fast")),
                                "config.yaml", "trainer.lr"),
 }
