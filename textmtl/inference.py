@@ -18,6 +18,7 @@ from .data.detokenize import present_summaries
 from .data.tokenization import Tokenizer, TokenizerMetadata
 from .models.factory import build_model, resolve_pretrained
 from .models.cpu_kernels import enable_cpu_kernels, prepacked_weights
+from .models.precision import resolve_dtype, serve_in
 from .models.transformer import ModelConfig
 from .run.folder import ArtifactError, check_run, label_thresholds as choose_thresholds, load_run
 from .tasks import EMOTION, SUMMARIZATION, TOPIC, get_task, head_tasks, task_names
@@ -44,9 +45,11 @@ class Predictor:
     "Summaries, emotions and topics (every registered task the model has) from a trained model, its tokenizer and labels."
     def __init__(self, model, tokenizer: Tokenizer, label_vocab: dict, thresholds: Optional[dict] = None,
                  device="cpu", max_source_length: int = 512, decoder_task: str = SUMMARIZATION.name,
-                 calibration: Optional[dict] = None):
+                 calibration: Optional[dict] = None, dtype: str = "auto"):
         self.device = resolve_device(device)
-        self.model, self.tokenizer = enable_cpu_kernels(model.to(self.device)).eval(), tokenizer   # CPU fast paths
+        self.dtype = resolve_dtype(dtype, self.device)     # auto: the measured default where the CPU runs it (19_precision)
+        model = enable_cpu_kernels(model.to(self.device)).eval()    # CPU fast paths
+        self.model, self.tokenizer = serve_in(model, self.dtype, copy_model=True), tokenizer   # a caller's model stays float32
         self.label_vocab = {t: list(v) for t, v in (label_vocab or {}).items()}
         self.thresholds = dict(thresholds or {})
         self.max_source_length = min(max_source_length, model.config.max_position_embeddings)
@@ -67,19 +70,22 @@ def tasks(self: Predictor) -> tuple[str, ...]:
 
 @patch
 def __repr__(self: Predictor):
-    return (f"Predictor(tasks={self.tasks}, device={self.device}, max_source_length={self.max_source_length}, "
+    return (f"Predictor(tasks={self.tasks}, device={self.device}, dtype={self.dtype}, max_source_length={self.max_source_length}, "
             f"thresholds={self.thresholds}, calibrated={tuple(self.calibration)})")
 
 # %% ../nbs/20_inference.ipynb #918cff36
 @patch(cls_method=True)
-def from_run(cls: Predictor, run, checkpoint="best", device="auto", max_source_length: Optional[int] = None) -> Predictor:
-    "Load a training run folder (`checkpoint`: 'best', 'last' or a checkpoint folder); `ArtifactError` names a missing file."
+def from_run(cls: Predictor, run, checkpoint="best", device="auto", max_source_length: Optional[int] = None,
+             dtype: str = "auto") -> Predictor:
+    "Load a training run folder (`checkpoint`: 'best', 'last' or a checkpoint folder) to serve in `dtype`; `ArtifactError` names a missing file."
     r = load_run(run, checkpoint=checkpoint, device=device)      # check_run first: errors name the file
+    dtype = resolve_dtype(dtype, next(r.model.parameters()).device)
+    serve_in(r.model, dtype)                                     # in place: the loaded float32 copy is not kept
     data = getattr(r.config, "data", None)
     msl = max_source_length or min(r.tokenizer.config.max_length, getattr(data, "max_source_length", 10**9))
     decoder = next((t for t in getattr(r.config, "tasks", []) if not get_task(t).head), SUMMARIZATION.name)
     return cls(r.model, r.tokenizer, r.label_vocab, thresholds=r.thresholds, device=next(r.model.parameters()).device, max_source_length=msl,
-               decoder_task=decoder, calibration=r.calibration)
+               decoder_task=decoder, calibration=r.calibration, dtype=dtype)
 
 # %% ../nbs/20_inference.ipynb #2c688e2c
 @patch
@@ -181,7 +187,7 @@ def probabilities(self: Predictor, task: str, texts, batch_size: int = 16) -> Te
     "(N, num_labels) float CPU tensor: the `task` head's calibrated probabilities (sigmoid for a label set, softmax for one label)."
     t, texts, cal = self._head_task(task), _check_texts(texts), self._calibration.get(task)   # cal: (scale, bias) or None
     out = torch.zeros(len(texts), len(self.label_vocab[task]))
-    with torch.inference_mode():
+    with torch.inference_mode(), prepacked_weights():
         for idx, enc in self._batches(texts, batch_size):
             z = self.model.classify(task, enc["input_ids"], enc["attention_mask"]).float()
             out[idx] = t.probabilities(calibrate_logits(z, *cal) if cal else z).cpu()
@@ -265,14 +271,16 @@ def _read_exported_config(folder: Path) -> dict:
 
 # %% ../nbs/20_inference.ipynb #1146f0e6
 @patch(cls_method=True)
-def from_pretrained(cls: Predictor, folder, device="auto") -> Predictor:
-    "A `Predictor` from a folder written by `textmtl export` (`export_run`), or its Hub id once uploaded."
+def from_pretrained(cls: Predictor, folder, device="auto", dtype: Optional[str] = None) -> Predictor:
+    "A `Predictor` from a folder written by `textmtl export` (`export_run`), or its Hub id once uploaded; `dtype` defaults to the folder's."
     folder = Path(folder).expanduser()
     if not folder.exists(): folder = resolve_pretrained(str(folder))   # not a local folder: an installed package or the Hub
     c = _read_exported_config(folder)
     model = build_model(ModelConfig(**c["model"]), TokenizerMetadata(**c["tokenizer"]), c["label_vocab"], tasks=c["tasks"])
     load_model(model, str(folder/WEIGHTS_NAME))
     read_calibration(c.get("calibration"), c["label_vocab"], str(folder/CONFIG_NAME))   # a broken entry: file and field
+    dtype = resolve_dtype(dtype or c.get("dtype", "auto"), resolve_device(device))
+    serve_in(model, dtype)
     return cls(model, Tokenizer.from_dir(folder), c["label_vocab"], thresholds=c.get("thresholds"), device=device,
                max_source_length=c.get("max_source_length", 512), decoder_task=c.get("decoder_task") or SUMMARIZATION.name,
-               calibration=c.get("calibration"))
+               calibration=c.get("calibration"), dtype=dtype)

@@ -45,6 +45,11 @@ def _onednn_cpu_f32(x: Tensor, weight: Tensor) -> bool:
     return (_ONEDNN["enabled"] and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and _onednn_ops() and not torch.is_autocast_enabled("cpu"))
 
+def _onednn_cpu_bf16(x: Tensor, weight: Tensor) -> bool:
+    "oneDNN applies to serving in bf16 (`models.precision`): enabled, available, CPU, bf16 input and weight."
+    return (_ONEDNN["enabled"] and x.device.type == "cpu" and x.dtype == torch.bfloat16
+            and weight.dtype == torch.bfloat16 and _onednn_ops())
+
 def _onednn_dense(x: Tensor, w: Tensor, b: Optional[Tensor] = None) -> Tensor:
     "`F.linear(x, w, b)` through oneDNN on the plain weight (any strides), CPU float32."
     return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
@@ -74,14 +79,15 @@ def _packed(cache: dict, weight: Tensor, rows: int) -> Tensor:
 def fast_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, pack: bool = False) -> Tensor:
     """`F.linear(x, weight, bias)`; in CPU float32 inference (autograd off) of at most `_ONEDNN_MAX_ROWS` rows, a
     oneDNN matmul on the plain weight or, with `pack` inside `prepacked_weights()`, on a packed copy. Same values to
-    float32 rounding. Inside a `bf16_weights()` block (training, below): `bf16_linear`."""
+    float32 rounding. bf16 serving weights (`models.precision`) are always packed inside such a block. Inside a `bf16_weights()` block (training, below): `bf16_linear`."""
     if getattr(_LOCAL, "bf16", None) is not None and torch.is_grad_enabled() and x.device.type == "cpu":
         return bf16_linear(x, weight, bias)          # inside a bf16_weights() block (defined below)
     if (not torch.is_grad_enabled() and x.numel() > 0 and weight.numel() >= _ONEDNN_MIN_INFERENCE
-            and x.numel() <= _ONEDNN_MAX_ROWS * x.shape[-1] and _onednn_cpu_f32(x, weight)):
+            and x.numel() <= _ONEDNN_MAX_ROWS * x.shape[-1] and (_onednn_cpu_f32(x, weight) or _onednn_cpu_bf16(x, weight))):
         rows = x.numel() // x.shape[-1]
         bucket = _row_bucket(rows)
-        cache = getattr(_LOCAL, "cache", None) if pack else None
+        packs = pack or x.dtype == torch.bfloat16            # bf16: every weight (oneDNN would reorder it per call)
+        cache = getattr(_LOCAL, "cache", None) if packs else None
         w = weight if cache is None else _packed(cache, weight, bucket)
         if bucket == rows: return _onednn_dense(x, w, bias)
         out = _onednn_dense(F.pad(x.reshape(rows, x.shape[-1]), (0, 0, 0, bucket - rows)), w, bias)[:rows]
