@@ -135,6 +135,11 @@ def test_bad_training_config(fresh):
         (good.replace("sampling: round_robin", "sampling: random"), "tiny.yaml: trainer.sampling"),
         (good.replace("max_steps: 2", "max_steps: 0"), "tiny.yaml: trainer: invalid TrainerConfig: max_steps: expected >= 1"),
         (good.replace("lr: 0.003", "lr: &lr 0.003\n  eps: *lr"), "YAML aliases/anchors are not allowed: found anchor &lr"),
+        (good.replace("max_steps: 2", "epochs: .inf"), "tiny.yaml: trainer.epochs: expected a finite number, got float (inf)"),
+        (good.replace("lr: 0.003", "lr: 0.003\n  weight_decay: .nan"), "tiny.yaml: trainer.weight_decay: expected a finite number, got float (nan)"),
+        (good.replace("lr: 0.003", "lr: 0.003\n  eps: .nan"), "tiny.yaml: trainer.eps: expected a finite number, got float (nan)"),
+        (good.replace("lr: 0.003", "lr: 0.003\n  eps: 0"), "tiny.yaml: trainer: invalid TrainerConfig: eps: expected > 0, got 0.0"),
+        (good.replace("lr: 0.003", "lr: 0.003\n  pos_weight_max: -1"), "tiny.yaml: trainer: invalid TrainerConfig: pos_weight_max: expected > 0"),
     ]
     for text, expect in cases:
         cfg.write_text(text)
@@ -143,7 +148,9 @@ def test_bad_training_config(fresh):
     cfg.write_text(good)
     for kv, expect in [("trainer.lr=fast", "trainer.lr: expected float"), ("trainer.learnig_rate=1", "trainer.learnig_rate: unknown key"),
                        ("data.batch_size.sentiment=4", "data.batch_size: unknown task 'sentiment'"),
-                       ("model.d_model.x=1", "model.d_model.x: d_model is not a section")]:
+                       ("model.d_model.x=1", "model.d_model.x: d_model is not a section"),
+                       ("model.layer_norm_eps=-.inf", "model.layer_norm_eps: expected a finite number, got float (-inf)"),
+                       ("evaluation.length_penalty=.nan", "evaluation.length_penalty: expected a finite number")]:
         err = user_error("train", "--config", cfg, "--set", kv)
         assert "tiny.yaml" in err and expect in err, (kv, err)
     assert snapshot(fresh / "run") == before

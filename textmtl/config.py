@@ -5,7 +5,7 @@
 # %% ../nbs/00_config.ipynb #e8ca9986
 from __future__ import annotations
 
-import dataclasses, difflib, os, re, types, typing
+import dataclasses, difflib, math, os, re, types, typing
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -56,7 +56,10 @@ def _convert_scalar(value, tp, source: str, key: str):
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool): return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool): return float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, int) and abs(value) > 1e308 or not math.isfinite(value):
+                _fail(source, key, f"expected a finite number, got {_describe(value)}")
+            return float(value)
     elif tp is str:
         if isinstance(value, str): return value
     elif isinstance(tp, type):
@@ -120,6 +123,12 @@ def _convert_dict(value, tp, source: str, key: str):
     return out
 
 # %% ../nbs/00_config.ipynb #d1276644
+def _convert_field(f: dataclasses.Field, value, tp, source: str, key: str):
+    "The value of the dataclass field `f`: `_convert`, except that an `allow_inf` field keeps an infinite float."
+    if f.metadata.get("allow_inf") and isinstance(value, float) and math.isinf(value): return value
+    return _convert(value, tp, source, key)
+
+# %% ../nbs/00_config.ipynb #1e4afe98
 def from_dict(cls, data: dict, *, source: str = "<dict>", prefix: str = ""):
     "Build the (nested) dataclass `cls` from the mapping `data`, checking keys and types against its type hints."
     if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
@@ -137,7 +146,7 @@ def from_dict(cls, data: dict, *, source: str = "<dict>", prefix: str = ""):
     for name, f in fields.items():
         if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             _fail(source, _join(prefix, name), f"missing required key ({_type_name(hints.get(name, Any))})")
-    kwargs = {k: _convert(v, hints.get(k, Any), source, _join(prefix, k)) for k, v in data.items()}
+    kwargs = {k: _convert_field(fields[k], v, hints.get(k, Any), source, _join(prefix, k)) for k, v in data.items()}
     try: return cls(**kwargs)
     except ConfigError: raise
     except (TypeError, ValueError) as e:  # a __post_init__ check of the dataclass itself

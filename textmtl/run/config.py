@@ -66,7 +66,9 @@ def _check(self: TrainerConfig):
     def bad(key, msg): raise ValueError(f"{key}: {msg}")
     self.betas = tuple(self.betas)
     if not self.lr > 0: bad("lr", f"expected a positive learning rate, got {self.lr!r}")
-    if self.weight_decay < 0: bad("weight_decay", f"expected >= 0, got {self.weight_decay!r}")
+    if not self.weight_decay >= 0: bad("weight_decay", f"expected >= 0, got {self.weight_decay!r}")   # `not >=`: nan too
+    if not self.eps > 0: bad("eps", f"expected > 0, got {self.eps!r}")
+    if not self.pos_weight_max > 0: bad("pos_weight_max", f"expected > 0, got {self.pos_weight_max!r}")
     if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas): bad("betas", f"expected two values in [0, 1), got {list(self.betas)}")
     for k in ("warmup_steps", "eval_every"):
         if getattr(self, k) < 0: bad(k, f"expected >= 0, got {getattr(self, k)!r}")
