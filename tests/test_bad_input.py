@@ -150,7 +150,8 @@ def test_bad_training_config(fresh):
                        ("data.batch_size.sentiment=4", "data.batch_size: unknown task 'sentiment'"),
                        ("model.d_model.x=1", "model.d_model.x: d_model is not a section"),
                        ("model.layer_norm_eps=-.inf", "model.layer_norm_eps: expected a finite number, got float (-inf)"),
-                       ("evaluation.length_penalty=.nan", "evaluation.length_penalty: expected a finite number")]:
+                       ("evaluation.length_penalty=.nan", "evaluation.length_penalty: expected a finite number"),
+                       ("data.max_examples={summarization: {val: 0}}", "max_examples.summarization.val: expected a whole number >= 1")]:
         err = user_error("train", "--config", cfg, "--set", kv)
         assert "tiny.yaml" in err and expect in err, (kv, err)
     assert snapshot(fresh / "run") == before
@@ -258,7 +259,9 @@ def test_out_of_range_numbers_fail_before_loading(fresh):
     run = fresh / "run"
     for args, msg in [(("predict", "--run", run, "x", "--num-beams", "100000"), "argument --num-beams: expected 1 ... 64, got 100000"),
                       (("predict", "--run", run, "x", "--max-new-tokens", "0"), "argument --max-new-tokens: expected 1 ... 1024, got 0"),
-                      (("app", "--run", run, "--port", "70000"), "argument --port: expected 1 ... 65535, got 70000")]:
+                      (("app", "--run", run, "--port", "70000"), "argument --port: expected 1 ... 65535, got 70000"),
+                      (("predict", "--run", run, "x", "--dtype", "fp16"),
+                       "argument --dtype: invalid choice: 'fp16' (choose from 'auto', 'float32', 'bf16', 'int8')")]:
         rc, err = run_cli(*args)
         assert rc == 2 and msg in err and "Traceback" not in err, (rc, err)
     with socket.socket() as busy:

@@ -275,11 +275,12 @@ def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: boo
 
 # %% ../nbs/22_app.ipynb #9271da9d
 def launch(run, host: str = "127.0.0.1", port: int = 7860, checkpoint="best", device="auto", block: bool = True,
-           max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS, concurrency: int = 1, queue_size: int = 16) -> gr.Blocks:
+           max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS, concurrency: int = 1, queue_size: int = 16,
+           dtype: str = "auto") -> gr.Blocks:
     "`textmtl app`: load a run with `Predictor.from_run`, build the app and serve it on `host:port`."
     for k, v in (("max_chars", max_chars), ("max_tokens", max_tokens), ("concurrency", concurrency), ("queue_size", queue_size)):
         if int(v) < 1: raise ValueError(f"{k}: expected >= 1, got {v!r}")
-    predictor = Predictor.from_run(run, checkpoint=checkpoint, device=device)
+    predictor = Predictor.from_run(run, checkpoint=checkpoint, device=device, dtype=dtype)
     demo = build_app(predictor, max_chars=max_chars, max_tokens=max_tokens, run=run)
     kw = dict(concurrency=concurrency, queue_size=queue_size)
     if not block: return serve(demo, host, port, block=False, **kw)

@@ -13,6 +13,7 @@ import torch
 from .config import to_dict
 from .inference import CONFIG_NAME, WEIGHTS_NAME, Predictor
 from .models.factory import export_hf_bart, export_hf_bert2bert
+from .models.precision import check_dtype
 from .run.folder import load_run
 from .tasks import get_task
 from .utils.atomic import atomic_write_json, atomic_write_text, remove_path, swap_in
@@ -129,11 +130,12 @@ get less reliable outputs.
 """
 
 # %% ../nbs/24_export.ipynb #51df9ac3
-def export_run(run_dir, out_dir, checkpoint="best") -> Path:
+def export_run(run_dir, out_dir, checkpoint="best", dtype: str = "auto") -> Path:
     "Write a trained run as a model folder at `out_dir` (which must not exist or be empty); returns it."
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out}: exists and is not empty; export into a new folder (nothing was written)")
+    dtype = check_dtype(dtype)                    # recorded: Predictor.from_pretrained's default
     run = load_run(run_dir, checkpoint, "cpu")
     model, cfg = run.model, run.config
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -147,7 +149,7 @@ def export_run(run_dir, out_dir, checkpoint="best") -> Path:
                           "tokenizer": dataclasses.asdict(run.tokenizer.metadata), "tasks": list(cfg.tasks),
                           "decoder_task": decoder, "label_vocab": run.label_vocab, "thresholds": run.thresholds,
                           "calibration": run.calibration,
-                          "max_source_length": cfg.data.max_source_length, "run_config": to_dict(cfg)})
+                          "max_source_length": cfg.data.max_source_length, "dtype": dtype, "run_config": to_dict(cfg)})
         save_labels(tmp/"labels.json", run.label_vocab)
         twin = _hf_twin(model)
         if twin is not None:

@@ -14,6 +14,7 @@ import torch
 from ..data.dataset import SPLITS, DataFormatError
 from ..data.preprocessing import load_data_config
 from ..models.cpu_kernels import enable_cpu_kernels, prepacked_weights
+from ..models.precision import resolve_dtype, serve_in
 from .config import EvalConfig, RunConfig
 from .folder import load_run, raw_label_thresholds
 from ..tasks import Task, build_dataloaders, get_task, label_vocab as dataset_label_vocab, load_task_datasets
@@ -209,8 +210,9 @@ def run_loaders(cfg: RunConfig, datasets, tokenizer, seed: int) -> dict:
     return loaders
 
 # %% ../../nbs/13c_evaluation.ipynb #5abf4cd7
-def evaluate_run(run_dir, split: str = "test", checkpoint="best", max_examples: Optional[int] = None, device="auto") -> dict:
-    "Metrics of a trained run on `split` (`textmtl evaluate`), the same way the main job computes them."
+def evaluate_run(run_dir, split: str = "test", checkpoint="best", max_examples: Optional[int] = None, device="auto",
+                 dtype: str = "float32") -> dict:
+    "Metrics of a trained run on `split` (`textmtl evaluate`), the same way the main job computes them, served in `dtype` (19_precision)."
     run = load_run(run_dir, checkpoint, device)
     cfg = run.config
     data_cfg = load_data_config(cfg.data_config)       # absolute: resolved when the run's config.yaml was loaded
@@ -224,14 +226,16 @@ def evaluate_run(run_dir, split: str = "test", checkpoint="best", max_examples: 
                              f"{run.run_dir/'artifacts'/'labels.json'}; re-run `textmtl prepare` with the run's data")
     loaders = run_loaders(cfg, datasets, run.tokenizer, cfg.trainer.seed)
     model = enable_cpu_kernels(run.model)              # the CPU fast paths training evaluates with (same values)
+    dtype = resolve_dtype(dtype, next(model.parameters()).device)
+    model = serve_in(model, dtype)
     pos = task_pos_weights(cfg.trainer, loaders["train"], next(model.parameters()).device)   # losses as in training
     res = evaluate_test(model, run.tokenizer, run.label_vocab, loaders[split], cfg.evaluation,
                         loaders["val"] if split == "test" else None, pos_weights=pos)
-    return res["metrics"] | {"thresholds": res["thresholds"]}
+    return res["metrics"] | {"thresholds": res["thresholds"], "dtype": dtype}
 
 # %% ../../nbs/13c_evaluation.ipynb #b7414f40
 def evaluate_file(run_dir, data_file, task: str, predictions=None, checkpoint="best", device="auto",
-                  max_examples: Optional[int] = None) -> dict:
+                  max_examples: Optional[int] = None, dtype: str = "float32") -> dict:
     "Metrics of a trained run on one task's JSONL file; with `predictions`, one JSONL line per example written there."
     run = load_run(run_dir, checkpoint, device)
     cfg, t, path = run.config, get_task(task, "--task"), Path(data_file)
@@ -243,7 +247,8 @@ def evaluate_file(run_dir, data_file, task: str, predictions=None, checkpoint="b
     if len(ds) == 0: raise DataFormatError(path, None, None, "no examples")
     loaders = run_loaders(cfg, {t.name: {"test": ds}}, run.tokenizer, cfg.trainer.seed)
     thr = raw_label_thresholds(run, t.name) if t.tunes_threshold else None
-    m, outputs = evaluate_model(enable_cpu_kernels(run.model), loaders["test"], run.tokenizer, None,
+    model = serve_in(enable_cpu_kernels(run.model), resolve_dtype(dtype, next(run.model.parameters()).device))
+    m, outputs = evaluate_model(model, loaders["test"], run.tokenizer, None,
                                 generate_kwargs(cfg.evaluation), {t.name: thr} if thr is not None else None)
     m = {k: v for k, v in m.items() if not k.endswith("best_threshold") and not k.endswith("@best")}
     m[f"{t.name}/examples"] = len(ds)
