@@ -169,7 +169,7 @@ def trained(tmp_path_factory, mirror):
 def test_bad_values_name_their_key(trained):
     tmp, cfg = trained
     for kv, msg in [("data.batch_size.topic=-1", "data: invalid RunDataConfig: batch_size.topic: expected a whole number >= 1"),
-                    ("data.max_examples.topic.train=-5", "max_examples.topic.train: expected a whole number >= 0"),
+                    ("data.max_examples.topic.train=-5", "max_examples.topic.train: expected a whole number >= 1"),
                     ("evaluation.min_new_tokens=9", "min_new_tokens: expected 0 ... max_new_tokens"),
                     ("trainer.device=tpu", "trainer.device: expected one of 'auto', 'cpu', 'cuda', got str ('tpu')")]:
         rc, _, err = cli("train", "--config", cfg, "--output-dir", tmp / "other", "--set", kv)

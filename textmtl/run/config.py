@@ -122,7 +122,7 @@ class SnapshotConfig:
 @dataclass
 class RunDataConfig:
     "The `data:` section of a training YAML: slices, batch sizes and sequence lengths."
-    max_examples: dict[str, dict[str, int]] = field(default_factory=dict)  # {task: {split: n}}; absent = all
+    max_examples: dict[str, dict[str, int]] = field(default_factory=dict)  # {task: {split: n >= 1}}; absent = all
     batch_size: dict[str, int] = field(default_factory=lambda: {n: t.batch_size for n, t in REGISTRY.items()})
     max_source_length: int = 512
     max_target_length: int = 128
@@ -136,7 +136,8 @@ class RunDataConfig:
                     raise ValueError(f"{key}.{t}: expected a whole number >= 1, got {n!r}")
         for t, caps in self.max_examples.items():
             for s, n in (caps.items() if isinstance(caps, dict) else []):
-                if not (isinstance(n, int) and n >= 0): raise ValueError(f"max_examples.{t}.{s}: expected a whole number >= 0, got {n!r}")
+                if not (isinstance(n, int) and n >= 1):   # 0 would leave a split empty: a run without test metrics
+                    raise ValueError(f"max_examples.{t}.{s}: expected a whole number >= 1 (leave the split out for all rows), got {n!r}")
         for k in ("max_source_length", "max_target_length"):
             if getattr(self, k) < 1: raise ValueError(f"{k}: expected >= 1, got {getattr(self, k)!r}")
         if self.num_workers < 0: raise ValueError(f"num_workers: expected >= 0, got {self.num_workers!r}")
