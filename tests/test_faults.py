@@ -198,3 +198,17 @@ def test_damaged_run_files_are_named(trained, tmp_path, damage, where):
     damage(r)
     rc, _, err = cli("predict", "--run", r, "--tasks", "topic", "Stocks fell sharply today.")
     assert str(r / where) in one_line_error(rc, err), err
+
+
+def test_a_run_without_metrics_json_says_what_changes(trained, tmp_path):
+    "No metrics.json (a run still training, a folder copied without it): the answers use 0.5 thresholds, uncalibrated; said on stderr."
+    import shutil
+    tmp, _ = trained
+    r = tmp_path / "run"; shutil.copytree(tmp / "run", r)
+    (r / "metrics.json").unlink()
+    rc, out, err = run("predict", "--run", r, "--tasks", "emotion", "I am happy today")
+    assert rc == 0 and json.loads(out.splitlines()[0])["emotions"] is not None, err
+    line = [l for l in err.splitlines() if "metrics.json" in l]
+    assert len(line) == 1 and line[0].startswith(f"[textmtl] warning: {r / 'metrics.json'}: not found"), err
+    assert "thresholds fall back to 0.5" in line[0] and "calibration is off" in line[0], err
+

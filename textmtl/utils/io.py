@@ -20,9 +20,9 @@ from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, fs
 
 # %% auto #0
 __all__ = ['WEIGHTS_NAME', 'STATE_NAME', 'META_NAME', 'LabelsError', 'label_vocab_hash', 'save_labels', 'load_labels',
-           'CheckpointError', 'CheckpointNotFoundError', 'get_rng_state', 'set_rng_state', 'save_state',
-           'resolve_checkpoint_dir', 'is_checkpoint', 'load_state', 'RunLayout', 'checkpoint_dir', 'resolve_device',
-           'RunLockedError', 'run_lock']
+           'CheckpointError', 'CheckpointNotFoundError', 'get_rng_state', 'set_rng_state', 'model_config_of',
+           'save_state', 'resolve_checkpoint_dir', 'is_checkpoint', 'load_state', 'RunLayout', 'checkpoint_dir',
+           'resolve_device', 'RunLockedError', 'run_lock']
 
 # %% ../../nbs/13_io.ipynb #a2c85789
 class LabelsError(ValueError):
@@ -140,7 +140,14 @@ def _no_space(e: BaseException, final: Path, model, optimizer) -> CheckpointErro
                            f"{need / 2**20:,.0f} MiB and {free / 2**20:,.0f} MiB are free; {kept}. Free some space "
                            f"(or set output_dir elsewhere) and continue with --resume")
 
-# %% ../../nbs/13_io.ipynb #ebd0db1d
+# %% ../../nbs/13_io.ipynb #6f43f7e1
+def model_config_of(model) -> Optional[dict]:
+    "`model.config` as a plain JSON dict when it is a dataclass (every field), else None."
+    cfg = getattr(model, "config", None)
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type): return None
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))          # tuples -> lists: compares with what meta.json holds
+
+# %% ../../nbs/13_io.ipynb #0087798f
 def _file_records(d: Path) -> dict:
     "`fsync` the weights and training state in `d`; their sizes and SHA-256 hashes, for `meta.json`."
     files = {}
@@ -149,16 +156,16 @@ def _file_records(d: Path) -> dict:
         files[name] = {"bytes": (d/name).stat().st_size, "sha256": _sha256(d/name)}
     return files
 
-def _checkpoint_meta(step, config, metrics, label_vocab, tensors: dict, ties: dict, files: dict) -> dict:
+def _checkpoint_meta(step, config, metrics, label_vocab, tensors: dict, ties: dict, files: dict, model_config=None) -> dict:
     "The content of `meta.json`."
     return {"format": "textmtl-checkpoint", "format_version": 1, "step": int(step),
             "textmtl_version": textmtl.__version__, "torch_version": torch.__version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "config": config, "metrics": metrics,
+            "config": config, "model_config": model_config, "metrics": metrics,
             "label_vocab_hash": label_vocab_hash(label_vocab) if label_vocab is not None else None,
             "num_parameters": sum(t.numel() for t in tensors.values()), "tied": ties, "files": files}
 
-# %% ../../nbs/13_io.ipynb #b734b382
+# %% ../../nbs/13_io.ipynb #754286ab
 def _write_checkpoint(tmp: Path, model, optimizer, scheduler, step, extra, config, metrics, label_vocab):
     "Write `model.safetensors`, `training_state.pt` and, last, `meta.json` into the folder `tmp`, all `fsync`ed."
     tensors, ties = _untie(model.state_dict())
@@ -168,7 +175,7 @@ def _write_checkpoint(tmp: Path, model, optimizer, scheduler, step, extra, confi
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "rng": get_rng_state(), "extra": extra}, tmp/STATE_NAME)
     files = _file_records(tmp)
-    meta = _checkpoint_meta(step, config, metrics, label_vocab, tensors, ties, files)
+    meta = _checkpoint_meta(step, config, metrics, label_vocab, tensors, ties, files, model_config_of(model))
     (tmp/META_NAME).write_text(json.dumps(meta, indent=2, allow_nan=True) + "\n", encoding="utf-8")
     fsync_path(tmp/META_NAME); fsync_path(tmp)
 
@@ -254,6 +261,22 @@ def _check_label_vocab(d: Path, meta: dict, label_vocab: Optional[dict]):
         raise CheckpointError(f"{d/META_NAME}: the checkpoint was trained with a different label vocabulary "
                               f"(hash {meta['label_vocab_hash']} vs {label_vocab_hash(label_vocab)}); use its labels.json")
 
+# %% ../../nbs/13_io.ipynb #5cd7983e
+def _check_model_config(d: Path, meta: dict, model, source: Optional[str]):
+    "`CheckpointError` naming the field when `model` was built with other options than the checkpoint recorded."
+    own, saved = model_config_of(model), meta.get("model_config")
+    if own is None: return
+    where = source or "the model's config"
+    if saved is None:
+        return warnings.warn(f"{d}: saved without its model config (an older checkpoint); {where} is not checked against it")
+    skip = getattr(type(model.config), "TRAINING_ONLY", ())      # options the answers do not depend on (dropouts...)
+    diff = [k for k in own if k in saved and k not in skip and own[k] != saved[k]]
+    if not diff: return
+    more = "" if len(diff) < 2 else f" ({', '.join('model.' + k for k in diff[1:])} also differ{'s' if len(diff) == 2 else ''})"
+    k = diff[0]
+    raise CheckpointError(f"{where}: model.{k} is {own[k]!r} but checkpoint {d} (step {meta.get('step')}) was trained "
+                          f"with {saved[k]!r}; restore it{more}")
+
 # %% ../../nbs/13_io.ipynb #425c4b5e
 def _read_weights(d: Path, meta: dict, verify: bool) -> tuple[Path, dict]:
     "The weights file of checkpoint `d` (checked against `meta` when `verify`) and its tensors, ties filled in."
@@ -303,13 +326,15 @@ def _load_training_state(d: Path, meta: dict, optimizer, scheduler, restore_rng:
     if restore_rng: set_rng_state(state["rng"])
     return state.get("extra")
 
-# %% ../../nbs/13_io.ipynb #f0ded494
+# %% ../../nbs/13_io.ipynb #9899015c
 def load_state(dir, model: torch.nn.Module, optimizer=None, scheduler=None, strict: bool = True, *,
-               restore_rng: Optional[bool] = None, label_vocab: Optional[dict] = None, verify: bool = True) -> dict:
+               restore_rng: Optional[bool] = None, label_vocab: Optional[dict] = None, verify: bool = True,
+               config_source: Optional[str] = None) -> dict:
     "Load a `save_state` checkpoint into `model` (and optimizer/scheduler/RNG when given/asked); returns the meta dict."
     d = resolve_checkpoint_dir(dir)
     meta = _read_meta(d)
     _check_label_vocab(d, meta, label_vocab)
+    _check_model_config(d, meta, model, config_source)
     wpath, sd = _read_weights(d, meta, verify)
     own = model.state_dict()
     missing, unexpected = _check_fit(wpath, sd, own, strict)
