@@ -312,3 +312,12 @@ def test_raw_goemotions_errors_keep_processed_files(raw_project):
         res = prepare_all(cfg, root=tmp, tasks=["emotion"], force=True, download=False, progress=False)
     assert res["skipped"]["emotion"] == {"empty text": 2}
     assert res["emotion"]["train"] == 40
+
+
+def test_missing_processed_file_without_a_download_item(fresh):
+    "The tiny project's data config has no download items: a missing processed file names that file and the item."
+    (fresh / "processed/topic/val.jsonl").unlink()
+    before = snapshot(fresh / "processed")
+    err = user_error("train", "--config", fresh / "tiny.yaml", "--output-dir", fresh / "other")
+    assert f"{fresh / 'datasets.yaml'}: downloads.datasets: no item named 'ag_news_test'" in err, err
+    assert snapshot(fresh / "processed") == before

@@ -15,7 +15,7 @@ from typing import Callable, ClassVar, Literal, Optional, Sequence
 from fastcore.basics import patch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..config import load_config, project_root, resolve_paths
+from ..config import ConfigError, load_config, project_root, resolve_path, resolve_paths
 from .dataset import SPLITS, RawDataError
 from .tokenization import TokenizerConfig
 from ..tasks import EMOTION, SUMMARIZATION, TOPIC, get_task
@@ -359,10 +359,13 @@ class DataConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     preparation: PreparationConfig = field(default_factory=PreparationConfig)
     downloads: DownloadsConfig = field(default_factory=DownloadsConfig)
+    source: Optional[str] = field(default=None, init=False, repr=False, compare=False)   # the YAML it came from (messages)
 
 def load_data_config(path="configs/data/datasets.yaml", root=None) -> DataConfig:
     "Load a `DataConfig` with absolute paths: a relative `path`, and the paths in it, are taken from `root` (default: the project)."
-    return load_config(path, DataConfig, root)
+    cfg = load_config(path, DataConfig, root)
+    cfg.source = str(resolve_path(path, root))
+    return cfg
 
 # %% ../../nbs/03_preprocessing.ipynb #af2224db
 BOOKS = "books"    # the Gutenberg chapters: not a training task, prepared along with the tasks
@@ -371,7 +374,9 @@ def _raw(cfg: DataConfig, raw_dir: Path, name: str, required: bool = True) -> Op
     items = {d.name: d for d in cfg.downloads.datasets}
     if name not in items:
         if not required: return None
-        raise KeyError(f"downloads.datasets has no item named {name!r}; preparation finds its raw files by these names")
+        raise ConfigError(f"{cfg.source or '<data config>'}: downloads.datasets: no item named {name!r}, which the default "
+                          "data's recipe reads; add the item (as in configs/data/datasets.yaml) or write the task's processed "
+                          "{train,val,test}.jsonl yourself")
     p = raw_dir/items[name].output
     if required and not p.exists():
         raise FileNotFoundError(f"{p}: raw file of download item {name!r} is missing; run `textmtl prepare` with downloads "
