@@ -74,6 +74,9 @@ CASES = {   # name: (file, bytes appended (None: file emptied), expected message
     "empty label list": ("emotion/train.jsonl", b'{"text": "x", "emotions": []}\n', "emotion/train.jsonl:33: emotions: empty label list"),
     "unknown label": ("topic/val.jsonl", b'{"text": "x", "topic": "Cooking"}\n', "topic/val.jsonl:9: topic: unknown label 'Cooking'"),
     "unknown emotion": ("emotion/test.jsonl", GOOD_EMO + b'{"text": "x", "emotions": ["joy", "awe"]}\n', "emotion/test.jsonl:10: emotions: unknown label 'awe'"),
+    "lone surrogate": ("summarization/train.jsonl", b'{"source": "bad \\udcff text", "summary": "y"}\n',
+                       "summarization/train.jsonl:33: source: not valid Unicode text (surrogates not allowed at character 4)"),
+    "lone surrogate in a label": ("emotion/train.jsonl", b'{"text": "x", "emotions": ["\\ud800"]}\n', "emotion/train.jsonl:33: emotions[0]: not valid Unicode"),
     "empty file": ("topic/train.jsonl", None, "topic/train.jsonl: no examples (empty file)"),
     "blank lines only": ("summarization/val.jsonl", None, "summarization/val.jsonl: no examples"),
 }

@@ -59,6 +59,11 @@ def _check(value, tp, path, line, field):
         raise DataFormatError(path, line, field, f"expected {_type_name(tp)}, got {_json_type(value)} ({value!r:.60})")
     if tp is str and not value.strip():
         raise DataFormatError(path, line, field, "empty text" if value == "" else "whitespace-only text")
+    if tp is str:   # JSON may spell a lone surrogate ("\udcff"): a str the tokenizer cannot take
+        try: value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise DataFormatError(path, line, field, f"not valid Unicode text ({e.reason} at character {e.start}); "
+                                  "write the text in its real encoding, not as escaped bytes") from None
 
 # %% ../../nbs/04_dataset.ipynb #4f15db33
 def _iter_jsonl(path, required: dict, max_rows: Optional[int] = None) -> Iterator[tuple[int, dict]]:
