@@ -43,22 +43,30 @@ def _burst(url, n, text="Markets fell on Tuesday after the central bank raised r
     return results
 
 
-def test_concurrent_requests_all_answered(mirror, tmp_path):
-    demo, url = _serve(tmp_path, concurrency=1, queue_size=16)
+def _batcher(demo):
+    return next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "analyze").batcher
+
+
+def test_concurrent_requests_all_answered(mirror, tmp_path, batch_size=8):
+    "Every request answered, in batches (the micro-batcher: fewer model calls than requests; one at a time: below)."
+    demo, url = _serve(tmp_path, concurrency=1, queue_size=16, batch_size=batch_size)
     try:
         res = _burst(url, 12)
         assert len(res) == 12 and all(r[0] == "ok" for r in res), [r for r in res if r[0] != "ok"][:2]
         assert all(isinstance(r[2][0], str) for r in res)                    # a summary for each
         lat = sorted(r[1] for r in res)
         p50, p95 = statistics.median(lat), lat[int(0.95 * (len(lat) - 1))]
-        print(f"\napp load test: 12 concurrent requests, concurrency 1, all answered; latency p50 {p50:.2f} s, p95 {p95:.2f} s")
+        sizes = _batcher(demo).sizes if batch_size > 1 else [1] * 12
+        assert sum(sizes) == 12 and (batch_size == 1 or max(sizes) > 1), sizes
+        print(f"\napp load test: 12 concurrent requests, batch size {batch_size}, all answered in {len(sizes)} model calls; "
+              f"latency p50 {p50:.2f} s, p95 {p95:.2f} s")
     finally:
         demo.close()
 
 
 def test_input_cap_and_full_queue(mirror, tmp_path):
     from gradio_client import Client
-    demo, url = _serve(tmp_path, max_chars=500, concurrency=1, queue_size=1)
+    demo, url = _serve(tmp_path, max_chars=500, concurrency=1, queue_size=1, batch_size=1)
     try:
         t0 = time.perf_counter()
         with pytest.raises(Exception) as e:

@@ -5,12 +5,14 @@
 # %% ../nbs/22_app.ipynb #cc5318c3
 from __future__ import annotations
 
-import functools, io, os, time
+import functools, io, os, queue, threading, time
+from concurrent.futures import Future
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"     # before gradio is imported: no usage reports, no version check
 from types import SimpleNamespace
 from typing import Optional
 
 import gradio as gr
+from fastcore.basics import patch
 from PIL import Image
 
 from .inference import Predictor, count_tokens
@@ -22,7 +24,8 @@ from .visualize import attention_maps, figure_to_png, plot_attention
 
 # %% auto #0
 __all__ = ['EXAMPLES', 'MAX_CHARS', 'MAX_TOKENS', 'KIND_LABELS', 'NONE_SHOWN', 'check_input', 'map_kinds', 'draw_map',
-           'make_handler', 'build_app', 'plot_progress', 'training_frames', 'training_tab', 'serve', 'launch']
+           'MicroBatcher', 'answer_batch', 'make_handler', 'build_app', 'plot_progress', 'training_frames',
+           'training_tab', 'serve', 'launch']
 
 # %% ../nbs/22_app.ipynb #18ab8460
 EXAMPLES = [
@@ -69,36 +72,111 @@ def draw_map(maps: Optional[dict], kind: str = "cross") -> Optional[Image.Image]
     return _pil(plot_attention(maps, kind if kind in maps else "cross"), dpi=90)
 
 # %% ../nbs/22_app.ipynb #896e73c7
+def _present_labels(predictor: Predictor, task: str, row: list):
+    "What the page shows for one text's probabilities `row` of classification `task`: `{label: p}` best first (a label set: those at or above their threshold, else `NONE_SHOWN`)."
+    names = predictor.label_vocab[task]
+    if get_task(task).tunes_threshold:
+        shown = [(n, p) for n, p, thr in zip(names, row, predictor.label_thresholds(task)) if p >= thr]
+        return dict(sorted(shown, key=lambda x: -x[1])) or NONE_SHOWN
+    return dict(sorted(zip(names, row), key=lambda x: -x[1]))
+
 def _label_probs(predictor: Predictor, task: str, text: str):
-    "What the page shows for classification `task` on `text`: `{label: p}` (or `NONE_SHOWN`), None without the head."
+    "What the page shows for classification `task` on `text`; None when the model has no such head."
     if task not in predictor.tasks: return None
-    if get_task(task).tunes_threshold: return dict(predictor.labels(task, [text])[0]) or NONE_SHOWN   # above threshold
-    row = predictor.probabilities(task, [text])[0].tolist()
-    return dict(sorted(zip(predictor.label_vocab[task], row), key=lambda x: -x[1]))
+    return _present_labels(predictor, task, predictor.probabilities(task, [text])[0].tolist())
+
+# %% ../nbs/22_app.ipynb #4515624c
+class MicroBatcher:
+    "Answers calls from many threads in batches: `batcher(*item)` blocks until `fn(items)` (one worker thread) answers it."
+    def __init__(self, fn, max_batch: int = 8, max_wait_s: float = 0.02):
+        if max_batch < 1: raise ValueError(f"max_batch: expected >= 1, got {max_batch!r}")
+        self.fn, self.max_batch, self.max_wait_s = fn, max_batch, max_wait_s
+        self._q, self.sizes = queue.SimpleQueue(), []          # sizes: every batch's size, for the load tests
+        threading.Thread(target=self._loop, daemon=True, name="textmtl-batcher").start()
+
+    def __call__(self, *item):
+        fut = Future(); self._q.put((item, fut))
+        return fut.result()
+
+# %% ../nbs/22_app.ipynb #732274a9
+@patch
+def _take(self: MicroBatcher) -> list:
+    batch, deadline = [self._q.get()], time.monotonic() + self.max_wait_s
+    while len(batch) < self.max_batch:
+        try: batch.append(self._q.get(timeout=max(deadline - time.monotonic(), 0.0)))
+        except queue.Empty: break
+    return batch
+
+@patch
+def _loop(self: MicroBatcher):
+    while True:
+        batch = self._take()
+        self.sizes.append(len(batch))
+        try: answers = self.fn([item for item, _ in batch])
+        except BaseException as e: answers = [e] * len(batch)     # fn itself failed: every caller hears why
+        for (_, fut), a in zip(batch, answers):
+            if isinstance(a, BaseException): fut.set_exception(a)
+            else: fut.set_result(a)
+
+# %% ../nbs/22_app.ipynb #49bf6002
+def _fits(predictor: Predictor, text: str) -> bool:
+    return count_tokens(predictor.tokenizer, text) <= predictor.max_source_length - 2
+
+# %% ../nbs/22_app.ipynb #180b8413
+def _answer_group(predictor: Predictor, texts: list[str], num_beams: int, max_new_tokens: int) -> list:
+    "Per text (summary, [labels of each classification task]) for texts that share their generation settings."
+    kw = dict(num_beams=num_beams, max_new_tokens=max_new_tokens)
+    short = [i for i, t in enumerate(texts) if _fits(predictor, t)]
+    summaries = dict(zip(short, predictor.summarize([texts[i] for i in short], batch_size=max(len(short), 1), **kw)))
+    for i in set(range(len(texts))) - set(short): summaries[i] = predictor.summarize_document(texts[i], **kw)
+    rows = {t: predictor.probabilities(t, texts, batch_size=len(texts)).tolist() for t in head_tasks() if t in predictor.tasks}
+    return [(summaries[i], [_present_labels(predictor, t, rows[t][i]) if t in rows else None for t in head_tasks()])
+            for i in range(len(texts))]
+
+def answer_batch(predictor: Predictor, items: list) -> list:
+    "(text, num_beams, max_new_tokens) items -> per item (summary, labels) or the exception it raised."
+    out, groups = [None] * len(items), {}
+    for i, (_, b, n) in enumerate(items): groups.setdefault((b, n), []).append(i)
+    for (b, n), idx in groups.items():
+        try: answers = _answer_group(predictor, [items[i][0] for i in idx], b, n)
+        except Exception:                                      # one text spoils the group: answer them one by one
+            answers = []
+            for i in idx:
+                try: answers.append(_answer_group(predictor, [items[i][0]], b, n)[0])
+                except Exception as e: answers.append(e)
+        for i, a in zip(idx, answers): out[i] = a
+    return out
 
 # %% ../nbs/22_app.ipynb #067ef540
-def make_handler(predictor: Predictor, attention: bool = True, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS):
-    "The app's callback: `(text, num_beams, max_new_tokens, kind) -> (summary, {label: p} per classification task, heatmap)`, and its `redraw`."
+def make_handler(predictor: Predictor, attention: bool = True, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS,
+                 batch_size: int = 1):
+    "The app's callback: `(text, num_beams, max_new_tokens, kind) -> (summary, {label: p} per classification task, heatmap)`, and its `redraw`; requests that arrive together are answered in batches of up to `batch_size`."
+    lock = threading.Lock()                                  # one model call at a time: the batch or a heatmap's pass
+    def _answer(items):
+        with lock: return answer_batch(predictor, items)
+    batcher = MicroBatcher(_answer, max_batch=batch_size) if batch_size > 1 else None
     @functools.lru_cache(maxsize=8)
-    def _maps(text: str, summary: str): return attention_maps(predictor, text, summary=summary)
+    def _maps(text: str, summary: str):
+        with lock: return attention_maps(predictor, text, summary=summary)
 
     def analyze(text: str, num_beams: int = 4, max_new_tokens: int = 64, kind: Optional[str] = None):
-        text = check_input(text, predictor.tokenizer, max_chars, max_tokens)
-        num_beams, max_new_tokens = int(num_beams), int(max_new_tokens)
-        summary = predictor.summarize_document(text, num_beams=num_beams, max_new_tokens=max_new_tokens)   # all of it
-        labels = [_label_probs(predictor, t, text) for t in head_tasks()]
+        text = check_input(text, predictor.tokenizer, max_chars, max_tokens)        # a bad text: its own error only
+        item = (text, int(num_beams), int(max_new_tokens))
+        answer = batcher(*item) if batcher is not None else _answer([item])[0]
+        if isinstance(answer, BaseException): raise answer
+        summary, labels = answer
         return (summary, *labels, draw_map(_maps(text, summary), kind or map_kinds(predictor)[0]) if attention else None)
 
     def redraw(text: str, summary: str, kind: str):
         "Another kind of map for the text and summary on the page (None before there is a summary)."
         if not attention or not (text or "").strip() or not summary: return None
         return draw_map(_maps(text.strip(), summary), kind)
-    analyze.redraw = redraw
+    analyze.redraw, analyze.batcher = redraw, batcher
     return analyze
 
 # %% ../nbs/22_app.ipynb #f8a07fdc
 def build_app(predictor: Predictor, title: str = "textmtl", max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS,
-              run=None) -> gr.Blocks:
+              run=None, batch_size: int = 1) -> gr.Blocks:
     "The Gradio Blocks app: text in; summary, emotions above threshold, topic and an attention heatmap out (+ a *Training* tab for `run`)."
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         copies = map_kinds(predictor)[0] == "copy"
@@ -109,9 +187,9 @@ def build_app(predictor: Predictor, title: str = "textmtl", max_chars: int = MAX
                        "(cross-attention)." if copies else "where each summary token looked in the text (cross-attention, "
                        "last decoder layer, mean of the heads).")
                     + ("" if run is None else " The *Training* tab shows how that attention formed during training."))
-        if run is None: _analyze_tab(predictor, max_chars, max_tokens)
+        if run is None: _analyze_tab(predictor, max_chars, max_tokens, batch_size)
         else:
-            with gr.Tab("Analyze", elem_id="analyze-tab"): _analyze_tab(predictor, max_chars, max_tokens)
+            with gr.Tab("Analyze", elem_id="analyze-tab"): _analyze_tab(predictor, max_chars, max_tokens, batch_size)
             training_tab(run)
     return demo
 
@@ -152,8 +230,8 @@ def _map_outputs(predictor: Predictor):
                     elem_id="attention", format="png")
     return kind, heat
 
-def _analyze_tab(predictor: Predictor, max_chars: int, max_tokens: int):
-    analyze = make_handler(predictor, max_chars=max_chars, max_tokens=max_tokens)
+def _analyze_tab(predictor: Predictor, max_chars: int, max_tokens: int, batch_size: int = 1):
+    analyze = make_handler(predictor, max_chars=max_chars, max_tokens=max_tokens, batch_size=batch_size)
     tasks = predictor.tasks
     with gr.Row():
         text, beams, new, clear, submit = _input_column()
@@ -162,7 +240,8 @@ def _analyze_tab(predictor: Predictor, max_chars: int, max_tokens: int):
     outputs = [summary, *labels, heat]
     clear.add([text, *outputs])
     for trigger, api in ((submit.click, "analyze"), (text.submit, False)):   # one API endpoint, /analyze
-        trigger(analyze, inputs=[text, beams, new, kind], outputs=outputs, api_name=api)
+        trigger(analyze, inputs=[text, beams, new, kind], outputs=outputs, api_name=api,
+                concurrency_limit=batch_size)                  # up to a batch's worth wait in the batcher at once
     kind.change(analyze.redraw, inputs=[text, summary, kind], outputs=heat, api_name=False)
 
 # %% ../nbs/22_app.ipynb #8be5226e
@@ -276,12 +355,13 @@ def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: boo
 # %% ../nbs/22_app.ipynb #9271da9d
 def launch(run, host: str = "127.0.0.1", port: int = 7860, checkpoint="best", device="auto", block: bool = True,
            max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS, concurrency: int = 1, queue_size: int = 16,
-           dtype: str = "auto") -> gr.Blocks:
+           dtype: str = "auto", batch_size: int = 8) -> gr.Blocks:
     "`textmtl app`: load a run with `Predictor.from_run`, build the app and serve it on `host:port`."
-    for k, v in (("max_chars", max_chars), ("max_tokens", max_tokens), ("concurrency", concurrency), ("queue_size", queue_size)):
+    for k, v in (("max_chars", max_chars), ("max_tokens", max_tokens), ("concurrency", concurrency), ("queue_size", queue_size),
+                 ("batch_size", batch_size)):
         if int(v) < 1: raise ValueError(f"{k}: expected >= 1, got {v!r}")
     predictor = Predictor.from_run(run, checkpoint=checkpoint, device=device, dtype=dtype)
-    demo = build_app(predictor, max_chars=max_chars, max_tokens=max_tokens, run=run)
+    demo = build_app(predictor, max_chars=max_chars, max_tokens=max_tokens, run=run, batch_size=batch_size)
     kw = dict(concurrency=concurrency, queue_size=queue_size)
     if not block: return serve(demo, host, port, block=False, **kw)
     print(f"textmtl app: {predictor!r}\nOpen http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port} in a browser (Ctrl+C to stop).")

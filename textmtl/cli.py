@@ -178,7 +178,7 @@ def _cmd_app(args):
     _check_port(args.host, args.port)
     launch(args.run, host=args.host, port=args.port, checkpoint=args.checkpoint, device=args.device,
            max_chars=args.max_chars, max_tokens=args.max_tokens, concurrency=args.concurrency, queue_size=args.queue_size,
-           dtype=args.dtype)
+           dtype=args.dtype, batch_size=args.batch_size)
     return 0
 
 def _cmd_export(args):
@@ -308,6 +308,8 @@ def _app_parser(sub):
     sp.add_argument("--max-tokens", type=int, default=4_096, help="longest text accepted, in tokens (default: %(default)s)")
     sp.add_argument("--concurrency", type=int, default=1, help="requests served at once (default: %(default)s)")
     sp.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused (default: %(default)s)")
+    sp.add_argument("--batch-size", type=int_in(1, 64), default=8,
+                    help="requests that arrive together are answered in one batch of up to this many (default: %(default)s)")
 
 # %% ../nbs/30_cli.ipynb #9fee8f44
 def _export_parser(sub):
