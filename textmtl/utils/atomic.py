@@ -9,8 +9,8 @@ import contextlib, errno, json, os, shutil, tempfile, uuid
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['NoSpaceError', 'is_no_space', 'fsync_path', 'remove_path', 'swap_in', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json']
+__all__ = ['NoSpaceError', 'is_no_space', 'fsync_path', 'remove_path', 'umask_modes', 'swap_in', 'atomic_write_bytes',
+           'atomic_write_text', 'atomic_write_json']
 
 # %% ../../nbs/00a_atomic.ipynb #77bcc9d6
 class NoSpaceError(OSError):
@@ -40,10 +40,26 @@ def remove_path(path):
     else:
         with contextlib.suppress(FileNotFoundError): path.unlink()
 
+# %% ../../nbs/00a_atomic.ipynb #11f7b666
+def _umask() -> int:
+    "The process's umask (from /proc where it is there; else set and restored at once)."
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/status") as f: return int(next(l for l in f if l.startswith("Umask:")).split()[1], 8)
+    m = os.umask(0o022); os.umask(m); return m
+
+def umask_modes(path):
+    "Give `path` (a file, or a folder and all it holds) the modes `open`/`mkdir` give: 0o666/0o777 less the umask (execute bits kept)."
+    path, um = Path(path), _umask()
+    for p in ([path, *path.rglob("*")] if path.is_dir() and not path.is_symlink() else [path]):
+        if p.is_symlink(): continue
+        mode = p.stat().st_mode
+        os.chmod(p, (0o777 if p.is_dir() else 0o666 | (mode & 0o111)) & ~um)
+
 # %% ../../nbs/00a_atomic.ipynb #4c4e6153
 def swap_in(tmp, dest):
     "Atomically move the finished `tmp` (file or folder) to `dest`, replacing what is there."
     tmp, dest = Path(tmp), Path(dest)
+    if tmp.is_dir(): umask_modes(tmp)   # written privately (mkdtemp, 0600 files); readable as the umask allows once in place
     if tmp.is_dir() and dest.exists():
         old = dest.with_name(f"{dest.name}.old-{uuid.uuid4().hex[:12]}")
         os.replace(dest, old)
@@ -62,6 +78,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, path.stat().st_mode & 0o7777 if path.is_file() else 0o666 & ~_umask())   # mkstemp's 0600: not for the result
         with os.fdopen(fd, "wb") as f:
             f.write(data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
