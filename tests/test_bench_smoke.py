@@ -102,3 +102,15 @@ def test_batching_plans():
     p = plans(L, 32, 32 * 40)
     for batches in p.values(): assert sorted(i for b in batches for i in b) == list(range(500))
     assert padding_share(p["budget"], L) < padding_share(p["fixed"], L) / 3
+
+
+def test_dtypes_tiny(mirror):
+    "bench/dtypes.py end to end on one decoder layer, 2 tokens, batch 1: every dtype of textmtl and of its twin runs."
+    from bench import dtypes
+    r = dtypes.run(reps=1, new_tokens=2, decoder_layers=1, batches=(1,), beams=(1,), log=lambda *a: None)
+    assert {k.split("|")[0] for k in r["rows"]} == {"textmtl:float32", "textmtl:bf16", "textmtl:int8", "hf:float32",
+                                                  "hf:bf16 autocast", "hf:bf16 weights", "hf:int8"}
+    assert all(v["tok_s"] > 0 for v in r["rows"].values()) and r["bandwidth_gbs"] > 0
+    b = r["decode_bytes"]
+    assert b["bf16"]["total"] * 2 == b["float32"]["total"] and b["int8"]["decoder"] < b["bf16"]["decoder"]
+    assert "of limit" in dtypes.table(r)
