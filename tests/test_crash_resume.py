@@ -74,9 +74,10 @@ def assert_bitwise(a: dict, b: dict):
     assert not diff, f"{len(diff)} tensors differ, e.g. {diff[:3]}"
 
 
-def strip(run):
+def strip(run, resumed=False):
+    "The history's records without their times (and without the `resumed` records, which name changed settings)."
     recs = [json.loads(l) for l in (Path(run) / "history.jsonl").read_text().splitlines() if l.strip()]
-    return [{k: v for k, v in r.items() if k != "time"} for r in recs]
+    return [{k: v for k, v in r.items() if k != "time"} for r in recs if resumed or r["kind"] != "resumed"]
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,8 @@ def test_exact_resume_bitwise(tmp_path, reference):
     assert_bitwise(weights(tmp_path / "run"), weights(reference))
     assert_bitwise(weights(tmp_path / "run", "best"), weights(reference, "best"))
     assert strip(tmp_path / "run") == strip(reference)
+    assert [r for r in strip(tmp_path / "run", resumed=True) if r["kind"] == "resumed"] == \
+           [{"kind": "resumed", "step": STEPS // 2, "changed": {"max_steps": [STEPS // 2, STEPS]}}]   # the change, recorded
     assert any(not torch.equal(half[k], v) for k, v in weights(tmp_path / "run").items())   # the resumed part trained
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == STEPS
 

@@ -212,3 +212,41 @@ def test_a_run_without_metrics_json_says_what_changes(trained, tmp_path):
     assert len(line) == 1 and line[0].startswith(f"[textmtl] warning: {r / 'metrics.json'}: not found"), err
     assert "thresholds fall back to 0.5" in line[0] and "calibration is off" in line[0], err
 
+
+def test_resume_applies_a_new_learning_rate_for_real_and_records_it(trained, tmp_path):
+    "`--resume --set trainer.lr=...`: the optimizer really steps at the new rate (not the checkpoint's), and the run says so."
+    import shutil
+    from textmtl.training.trainer import lr_multiplier
+    tmp, cfg = trained
+    r = tmp_path / "run"; shutil.copytree(tmp / "run", r)
+    rc, out, err = cli("train", "--config", cfg, "--output-dir", r, "--resume", "--max-steps", 4, "--set", "trainer.lr=1e-3")
+    assert rc == 0, err
+    hist = [json.loads(l) for l in (r / "history.jsonl").read_text().splitlines()]
+    lrs = {h["step"]: h["lr"] for h in hist if h["kind"] == "train"}
+    for s in (3, 4):                                 # warm-up 1, linear decay to step 4, from the new peak 1e-3
+        assert abs(lrs[s] - 1e-3 * lr_multiplier(s, "linear", 1, 4)) < 1e-12, (s, lrs)
+    resumed = [h for h in hist if h["kind"] == "resumed"]
+    assert len(resumed) == 1 and resumed[0]["step"] == 2 and resumed[0]["changed"]["lr"] == [3e-3, 1e-3], resumed
+    assert "trainer.lr: 0.003 -> 0.001" in out, out
+    assert yaml.safe_load((r / "config.yaml").read_text())["trainer"]["lr"] == 1e-3
+    assert json.loads((r / "checkpoints/last/meta.json").read_text())["config"]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--set", "data.batch_size.topic=8"], "data.batch_size: {'summarization': 4, 'emotion': 4, 'topic': 8} differs from"),
+    (["--set", "data.max_tokens={topic: 64}"], "data.max_tokens: {'topic': 64} differs from {}"),
+    (["--set", "trainer.seed=5"], "trainer.seed: 5 differs from 1"),
+    (["--set", "model.activation_function=relu"], "model.activation_function: 'relu' differs from 'gelu'"),
+    (["--set", "tasks=[summarization, topic]"], "tasks: ['summarization', 'topic'] differs from"),
+    (["--max-steps", 1], "trainer.max_steps: 1 is below the checkpoint's step 2"),
+])
+def test_resume_refuses_what_it_cannot_continue_and_writes_nothing(trained, tmp_path, args, msg):
+    "A change a resumed run cannot apply: one line naming the key (and the checkpoint); the run folder is left as it was."
+    import shutil
+    tmp, cfg = trained
+    r = tmp_path / "run"; shutil.copytree(tmp / "run", r)
+    before = snapshot(r)
+    rc, _, err = cli("train", "--config", cfg, "--output-dir", r, "--resume", *args)
+    err = one_line_error(rc, err)
+    assert msg in err and "tiny.yaml" in err and str(r / "checkpoints" / "last") in err, err
+    assert snapshot(r) == before

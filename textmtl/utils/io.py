@@ -21,8 +21,8 @@ from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, fs
 # %% auto #0
 __all__ = ['WEIGHTS_NAME', 'STATE_NAME', 'META_NAME', 'LabelsError', 'label_vocab_hash', 'save_labels', 'load_labels',
            'CheckpointError', 'CheckpointNotFoundError', 'get_rng_state', 'set_rng_state', 'model_config_of',
-           'save_state', 'resolve_checkpoint_dir', 'is_checkpoint', 'load_state', 'RunLayout', 'checkpoint_dir',
-           'resolve_device', 'RunLockedError', 'run_lock']
+           'save_state', 'resolve_checkpoint_dir', 'is_checkpoint', 'load_state', 'read_checkpoint_meta', 'RunLayout',
+           'checkpoint_dir', 'resolve_device', 'RunLockedError', 'run_lock']
 
 # %% ../../nbs/13_io.ipynb #a2c85789
 class LabelsError(ValueError):
@@ -344,6 +344,11 @@ def load_state(dir, model: torch.nn.Module, optimizer=None, scheduler=None, stri
     if optimizer is not None or scheduler is not None or restore_rng:
         meta["extra"] = _load_training_state(d, meta, optimizer, scheduler, restore_rng, verify)
     return meta
+
+# %% ../../nbs/13_io.ipynb #ad8b7b3c
+def read_checkpoint_meta(dir) -> dict:
+    "A checkpoint's `meta.json` (step, `config`, `model_config`, metrics, ...), without reading its weights or state."
+    return _read_meta(resolve_checkpoint_dir(dir))
 
 # %% ../../nbs/13_io.ipynb #35ec0b11
 @dataclasses.dataclass(frozen=True)
