@@ -324,3 +324,32 @@ def test_missing_processed_file_without_a_download_item(fresh):
     err = user_error("train", "--config", fresh / "tiny.yaml", "--output-dir", fresh / "other")
     assert f"{fresh / 'datasets.yaml'}: downloads.datasets: no item named 'ag_news_test'" in err, err
     assert snapshot(fresh / "processed") == before
+
+
+def test_destinations_checked_before_the_work(fresh, monkeypatch):
+    "An output path that cannot be written is refused before any work, naming the option and the path as given."
+    import os
+    def run_cli(*args):   # argparse errors end with SystemExit(2), as a console script does
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try: return main([str(a) for a in args]), err.getvalue()
+            except SystemExit as e: return e.code, err.getvalue()
+    run = fresh / "run"
+    ev = ("evaluate", "--run", run, "--device", "cpu", "--data", fresh / "processed/topic/test.jsonl", "--task", "topic")
+    assert f"--predictions {fresh}: is a folder; give a file name" in user_error(*ev, "--predictions", fresh)
+    (fresh / "afile").write_text("x")
+    for args, opt, dest in [(ev + ("--predictions",), "--predictions", fresh / "afile/p.jsonl"),
+                            (("export", "--run", run, "--out"), "--out", fresh / "afile/model"),
+                            (("book", "--run", run, "--book", fresh / "none.txt", "--out"), "--out", fresh / "afile/books")]:
+        assert f"{opt} {dest}: {fresh / 'afile'} is a file, not a folder" in user_error(*args, dest), args
+    # a read-only folder: root writes anywhere, so the check asks os.access(W_OK), simulated here for one folder
+    (fresh / "ro").mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == fresh / "ro" and mode & os.W_OK else real(p, mode, *a, **k))
+    for args, opt, dest in [(ev + ("--predictions",), "--predictions", fresh / "ro/p.jsonl"),
+                            (("export", "--run", run, "--out"), "--out", fresh / "ro/new/model"),
+                            (("book", "--run", run, "--book", fresh / "none.txt", "--out"), "--out", fresh / "ro/books")]:
+        assert f"{opt} {dest}: cannot write in {fresh / 'ro'} (no write permission)" in user_error(*args, dest), args
+    assert list((fresh / "ro").iterdir()) == []
+    rc, err = run_cli(*ev, "--max-examples", "-1")
+    assert rc == 2 and "argument --max-examples: expected 1 ... " in err and "Traceback" not in err, (rc, err)
