@@ -44,7 +44,7 @@ def _check_texts(texts) -> list[str]:
 class Predictor:
     "Summaries, emotions and topics (every registered task the model has) from a trained model, its tokenizer and labels."
     def __init__(self, model, tokenizer: Tokenizer, label_vocab: dict, thresholds: Optional[dict] = None,
-                 device="cpu", max_source_length: int = 512, decoder_task: str = SUMMARIZATION.name,
+                 device="cpu", max_source_length: int = 512, decoder_task: Optional[str] = SUMMARIZATION.name,
                  calibration: Optional[dict] = None, dtype: str = "auto"):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)     # auto: the measured default where the CPU runs it (19_precision)
@@ -53,7 +53,7 @@ class Predictor:
         self.label_vocab = {t: list(v) for t, v in (label_vocab or {}).items()}
         self.thresholds = dict(thresholds or {})
         self.max_source_length = min(max_source_length, model.config.max_position_embeddings)
-        self.decoder_task = get_task(decoder_task, "decoder_task").name      # what the decoder was trained to write
+        self.decoder_task = get_task(decoder_task, "decoder_task").name if decoder_task else None   # None: never trained
         for task, n in model.num_labels.items():
             get_task(task, "the model's heads")
             if len(self.label_vocab.get(task, [])) != n:
@@ -65,8 +65,8 @@ class Predictor:
 # %% ../nbs/20_inference.ipynb #73d29eee
 @patch(as_prop=True)
 def tasks(self: Predictor) -> tuple[str, ...]:
-    "The tasks this model can do: its decoder's task plus one per classification head, in registry order."
-    return (self.decoder_task,) + tuple(t for t in task_names() if t in self.model.heads)
+    "The tasks this model can do: its decoder's task (if it was trained) plus one per classification head, in registry order."
+    return ((self.decoder_task,) if self.decoder_task else ()) + tuple(t for t in task_names() if t in self.model.heads)
 
 @patch
 def __repr__(self: Predictor):
@@ -83,7 +83,7 @@ def from_run(cls: Predictor, run, checkpoint="best", device="auto", max_source_l
     serve_in(r.model, dtype)                                     # in place: the loaded float32 copy is not kept
     data = getattr(r.config, "data", None)
     msl = max_source_length or min(r.tokenizer.config.max_length, getattr(data, "max_source_length", 10**9))
-    decoder = next((t for t in getattr(r.config, "tasks", []) if not get_task(t).head), SUMMARIZATION.name)
+    decoder = next((t for t in getattr(r.config, "tasks", []) if not get_task(t).head), None)   # a decoder never trained: none
     return cls(r.model, r.tokenizer, r.label_vocab, thresholds=r.thresholds, device=next(r.model.parameters()).device, max_source_length=msl,
                decoder_task=decoder, calibration=r.calibration, dtype=dtype)
 
@@ -107,6 +107,8 @@ def summarize(self: Predictor, texts, num_beams: int = 4, max_new_tokens: int = 
                whole_document: bool = False) -> list[str]:
     "One summary per text (beam search with the KV cache; greedy when `num_beams=1`); of all of it with `whole_document`."
     texts = _check_texts(texts)
+    if self.decoder_task is None:
+        raise ValueError(f"this model's decoder was never trained: no summaries (its tasks: {', '.join(self.tasks)})")
     if whole_document:
         kw = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
                   length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, batch_size=batch_size)
@@ -242,7 +244,7 @@ def predict(self: Predictor, texts, tasks: Optional[Sequence[str]] = None, num_b
     tasks = list(self.tasks if tasks is None else tasks)
     for t in tasks:
         get_task(t, "tasks")
-        if t not in self.tasks: raise ValueError(f"this model has no {t!r} head (tasks: {', '.join(self.tasks)})")
+        if t not in self.tasks: raise ValueError(f"this model was not trained on {t!r} (its tasks: {', '.join(self.tasks)})")
     out = [{} for _ in texts]
     for t in tasks:
         task = get_task(t)
@@ -282,5 +284,5 @@ def from_pretrained(cls: Predictor, folder, device="auto", dtype: Optional[str] 
     dtype = resolve_dtype(dtype or c.get("dtype", "auto"), resolve_device(device))
     serve_in(model, dtype)
     return cls(model, Tokenizer.from_dir(folder), c["label_vocab"], thresholds=c.get("thresholds"), device=device,
-               max_source_length=c.get("max_source_length", 512), decoder_task=c.get("decoder_task") or SUMMARIZATION.name,
+               max_source_length=c.get("max_source_length", 512), decoder_task=c["decoder_task"] if "decoder_task" in c else SUMMARIZATION.name,
                calibration=c.get("calibration"), dtype=dtype)
