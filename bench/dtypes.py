@@ -1,6 +1,6 @@
 """Serving dtypes (float32, bf16, int8; `textmtl.models.precision`) of the model `make train` trains (quick.yaml's
 BERT2BERT warm start, copy mechanism off so that it has a `transformers` twin), against that `EncoderDecoderModel` twin
-run under the same dtype: greedy and beam-4 tokens/s at batch 1 and 8, first-token latency, the call's extra memory,
+run under the same dtype: greedy and beam-4 tokens/s at batch 1 and 8, first-token latency, the weights' memory,
 and the machine's limit (weight bytes read per decoded token against the measured memory bandwidth; the matmul peak
 for the batched case).
 
@@ -27,21 +27,6 @@ from .common import interleaved, median
 BATCHES, BEAMS = (1, 8), (1, 4)
 
 
-def _rss_now() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"): return int(line.split()[1]) * 1024
-    return 0
-
-
-def _peak_delta(fn) -> int:
-    "Bytes the call adds to the process at its peak (VmHWM reset through /proc/self/clear_refs; 0 where unsupported)."
-    try: open("/proc/self/clear_refs", "w").write("5")
-    except OSError: return 0
-    before = _rss_now(); fn()
-    hwm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-    return max(hwm - before, 0)
-
-
 def bandwidth_gbs(mb: int = 512, reps: int = 5) -> float:
     "Memory read bandwidth, GB/s: the best of `reps` sums over a `mb` MB float32 tensor (all threads)."
     x = torch.ones(mb * 2**20 // 4)
@@ -59,13 +44,22 @@ def matmul_peak_gflops(dtype=torch.float32, n: int = 2048, reps: int = 3) -> flo
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
+def nbytes(m) -> int:
+    "Bytes of one module's own weights (a dynamically quantized linear: its int8 weight and float bias)."
+    if hasattr(m, "_packed_params") and hasattr(m, "weight") and callable(m.weight):
+        w, b = m.weight(), m.bias()
+        return w.numel() + (0 if b is None else b.numel() * 4)
+    return sum(p.numel() * p.element_size() for p in m.parameters(recurse=False))
+
+
+def model_bytes(model) -> int:
+    "Bytes of all of a model's weights as stored for serving (plus a separate LM-head copy, where there is one)."
+    extra = model.__dict__.get("_lm_weight")
+    return sum(nbytes(m) for m in model.modules()) + (0 if extra is None else extra.numel() * extra.element_size())
+
+
 def decode_bytes(ours) -> dict:
     "Bytes of weights read per decoding step (decoder layers except the cross-attention k/v, cached once; the LM head)."
-    def nbytes(m):
-        if hasattr(m, "_packed_params") and hasattr(m, "weight") and callable(m.weight):   # a quantized linear: int8 weight
-            w, b = m.weight(), m.bias()
-            return w.numel() + (0 if b is None else b.numel() * 4)
-        return sum(p.numel() * p.element_size() for p in m.parameters(recurse=False))
     total = 0
     for layer in ours.decoder.layers:
         for name, m in layer.named_modules():
@@ -99,13 +93,15 @@ def build(decoder_layers: int = 3):
     gens = {k: our_gen(m) for k, m in models.items()}
     gens.update({"hf:float32": hf_gen(twin), "hf:bf16 autocast": hf_gen(twin, lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
                  "hf:bf16 weights": hf_gen(hf16), "hf:int8": hf_gen(hf8)})
-    return models, gens, tok
+    sizes = {**{k: model_bytes(m) for k, m in models.items()}, "hf:float32": model_bytes(twin),
+             "hf:bf16 autocast": model_bytes(twin), "hf:bf16 weights": model_bytes(hf16), "hf:int8": model_bytes(hf8)}
+    return models, gens, tok, sizes
 
 
 def run(reps: int = 3, new_tokens: int = 32, src_len: int = 144, decoder_layers: int = 3, batches=BATCHES, beams=BEAMS,
         log=print) -> dict:
     from .bert2bert import batches as make_batch
-    models, gens, tok = build(decoder_layers)
+    models, gens, tok, sizes = build(decoder_layers)
     b = make_batch(tok, max(batches), src_len, 48)
     res = {"new_tokens": new_tokens, "rows": {}, "bandwidth_gbs": bandwidth_gbs(),
            "peak_gflops": {"float32": matmul_peak_gflops(torch.float32), "bf16": matmul_peak_gflops(torch.bfloat16)},
@@ -117,12 +113,11 @@ def run(reps: int = 3, new_tokens: int = 32, src_len: int = 144, decoder_layers:
             with torch.inference_mode():
                 t = interleaved(fns, reps)
                 first = {n: median(v) for n, v in interleaved({n: (lambda g=g: g(ids, mask, k, 1)) for n, g in gens.items()}, reps).items()}
-                mem = {n: _peak_delta(f) for n, f in fns.items()}
                 outs = {n: f() for n, f in fns.items()}
             for n in gens:
                 s = median(t[n])
                 res["rows"][f"{n}|beam{k}|batch{B}"] = {"s": s, "tok_s": B * new_tokens / s, "first_token_s": first[n],
-                    "peak_delta_bytes": mem[n], "same_as_fp32": float((outs[n] == outs[n.split(":")[0] + ":float32"]).float().mean())}
+                    "weights_bytes": sizes[n], "same_as_fp32": float((outs[n] == outs[n.split(":")[0] + ":float32"]).float().mean())}
             log(f"  beam {k} batch {B}: " + ", ".join(f"{n} {res['rows'][f'{n}|beam{k}|batch{B}']['tok_s']:.0f}" for n in gens))
     return res
 
@@ -139,7 +134,7 @@ def limit_tok_s(res: dict, dtype: str, batch: int, beams: int) -> float:
 
 def table(res: dict) -> str:
     head = ("dtype    impl                 search  batch   tok/s  first-token  vs HF fp32  vs HF same dtype  "
-            "limit tok/s  of limit  same tokens as fp32  extra MB")
+            "limit tok/s  of limit  same tokens as fp32  weights MB")
     lines = [head, "-" * len(head)]
     twin_of = {"float32": "hf:float32", "bf16": "hf:bf16 weights", "int8": "hf:int8"}
     for key, r in res["rows"].items():
@@ -152,7 +147,7 @@ def table(res: dict) -> str:
         lines.append(f"{dtype:8} {name:20} {'greedy' if k == 1 else 'beam 4':7} {B:5} {r['tok_s']:7.0f}  {r['first_token_s'] * 1e3:8.0f} ms"
                      f"  {r['tok_s'] / base:9.2f}x  {r['tok_s'] / same:15.2f}x  "
                      + (f"{lim:11.0f}  {r['tok_s'] / lim:7.0%}" if lim else f"{'':11}  {'':7}")
-                     + f"  {r['same_as_fp32']:18.0%}  {r['peak_delta_bytes'] / 2**20:8.0f}")
+                     + f"  {r['same_as_fp32']:18.0%}  {r['weights_bytes'] / 2**20:10.0f}")
     lines.append(f"memory bandwidth {res['bandwidth_gbs']:.1f} GB/s; matmul peak float32 {res['peak_gflops']['float32']:.0f}, "
                  f"bf16 {res['peak_gflops']['bf16']:.0f} GFLOP/s; weight bytes per decoding step: " +
                  ", ".join(f"{d} {v['total'] / 2**20:.1f} MB" for d, v in res["decode_bytes"].items()))

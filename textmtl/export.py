@@ -5,7 +5,7 @@
 # %% ../nbs/24_export.ipynb #2794b329
 from __future__ import annotations
 
-import dataclasses, json, uuid
+import dataclasses, json
 from pathlib import Path
 
 import torch
@@ -16,7 +16,7 @@ from .models.factory import export_hf_bart, export_hf_bert2bert
 from .models.precision import check_dtype
 from .run.folder import load_run
 from .tasks import get_task
-from .utils.atomic import atomic_write_json, atomic_write_text, remove_path, swap_in
+from .utils.atomic import atomic_write_json, atomic_write_text, remove_stale, staged, swap_in
 from .utils.io import save_labels
 
 # %% auto #0
@@ -138,9 +138,9 @@ def export_run(run_dir, out_dir, checkpoint="best", dtype: str = "auto") -> Path
     dtype = check_dtype(dtype)                    # recorded: Predictor.from_pretrained's default
     run = load_run(run_dir, checkpoint, "cpu")
     model, cfg = run.model, run.config
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    try:
+    remove_stale(out.parent, "tmp", name=out.name)   # `.<out>.tmp-*` of a killed export (see `remove_stale`)
+    with staged(out, "tmp", hidden=True) as tmp:      # removed however this ends, SIGTERM too
+        tmp.mkdir(parents=True)
         run.tokenizer.save(tmp)                   # first: it writes a fresh folder
         from safetensors.torch import save_model
         save_model(model, str(tmp/WEIGHTS_NAME))
@@ -158,6 +158,4 @@ def export_run(run_dir, out_dir, checkpoint="best", dtype: str = "auto") -> Path
         atomic_write_text(tmp/"README.md", model_card(run, out.name, twin is not None))
         if out.exists(): out.rmdir()
         swap_in(tmp, out)
-    except BaseException:
-        remove_path(tmp); raise
     return out

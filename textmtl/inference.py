@@ -114,7 +114,7 @@ def summarize(self: Predictor, texts, num_beams: int = 4, max_new_tokens: int = 
                   length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, batch_size=batch_size)
         return [self.summarize_document(t, **kw) for t in texts]
     out = [""] * len(texts)
-    with torch.inference_mode(), prepacked_weights():   # the LM head packed for oneDNN once for all batches (CPU)
+    with torch.inference_mode(), prepacked_weights(getattr(self.model, "packed", None)):   # packed once (CPU; a served model: for good)
         for idx, enc in self._batches(texts, batch_size):
             ids = self.model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
                                       num_beams=num_beams, length_penalty=length_penalty,
@@ -189,7 +189,7 @@ def probabilities(self: Predictor, task: str, texts, batch_size: int = 16) -> Te
     "(N, num_labels) float CPU tensor: the `task` head's calibrated probabilities (sigmoid for a label set, softmax for one label)."
     t, texts, cal = self._head_task(task), _check_texts(texts), self._calibration.get(task)   # cal: (scale, bias) or None
     out = torch.zeros(len(texts), len(self.label_vocab[task]))
-    with torch.inference_mode(), prepacked_weights():
+    with torch.inference_mode(), prepacked_weights(getattr(self.model, "packed", None)):
         for idx, enc in self._batches(texts, batch_size):
             z = self.model.classify(task, enc["input_ids"], enc["attention_mask"]).float()
             out[idx] = t.probabilities(calibrate_logits(z, *cal) if cal else z).cpu()

@@ -56,13 +56,14 @@ def _onednn_dense(x: Tensor, w: Tensor, b: Optional[Tensor] = None) -> Tensor:
 
 # %% ../../nbs/18_cpu_kernels.ipynb #04115f72
 @contextmanager
-def prepacked_weights():
+def prepacked_weights(cache: Optional[dict] = None):
     """Inside this block, CPU float32 inference through `fast_linear(..., pack=True)` (the LM head) reorders the
     weight for oneDNN once, at first use, and reuses the packed copy; the weights must not change inside. Nested
-    blocks share the outermost one's packed weights; they are freed when it ends. Per thread."""
+    blocks share the outermost one's packed weights; they are freed when it ends, unless they go to `cache`, a dict
+    kept by a model whose weights never change (a served model, `models.precision`). Per thread."""
     if getattr(_LOCAL, "cache", None) is not None:
         yield; return
-    _LOCAL.cache = {}
+    _LOCAL.cache = {} if cache is None else cache
     try: yield
     finally: _LOCAL.cache = None
 

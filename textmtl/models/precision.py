@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .cpu_kernels import FastLinear, FastMultiTaskTransformer, cpu_bf16_support, enable_cpu_kernels, fast_linear
+from .cpu_kernels import (FastLinear, FastMultiTaskTransformer, cpu_bf16_support, enable_cpu_kernels, fast_linear,
+                                        prepacked_weights)
 
 # %% auto #0
 __all__ = ['DTYPES', 'DEFAULT_DTYPE', 'check_dtype', 'PrecisionError', 'int8_support', 'resolve_dtype', 'ServingTransformer',
@@ -67,6 +68,9 @@ class ServingTransformer(FastMultiTaskTransformer):
         w = self.lm_weight
         return fast_linear(self.lm_features(hidden).to(w.dtype), w, pack=True).float() + self.final_logits_bias.float()
 
+    def generate(self, *args, **kwargs) -> Tensor:
+        with prepacked_weights(self.packed): return super().generate(*args, **kwargs)   # packed once, kept
+
 # %% ../../nbs/19_precision.ipynb #675ccd8a
 def _to_bf16(model: nn.Module) -> nn.Module:
     model.to(torch.bfloat16)
@@ -91,5 +95,5 @@ def serve_in(model: nn.Module, dtype: str, copy_model: bool = False) -> nn.Modul
     if type(model) is FastMultiTaskTransformer: model.__class__ = ServingTransformer
     if d == "int8": _to_int8(model)
     if d == "bf16": _to_bf16(model)
-    model.serving_dtype = d
+    model.serving_dtype, model.packed = d, {}      # packed: the oneDNN layouts of its weights, made once (prepacked_weights)
     return model
