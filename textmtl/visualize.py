@@ -319,13 +319,13 @@ def analyze_book(predictor, book, out_dir, max_chapters: Optional[int] = None, n
     if not chapters: raise ValueError(f"{book}: no chapters to analyse")
     rows = chapter_predictions(predictor, chapters, **kwargs)
     out, stem = Path(out_dir), _safe_name(name)
-    jsonl = atomic_write_text(out/f"{stem}.jsonl", "".join(json.dumps({"book": name, **r}, ensure_ascii=False) + "\n" for r in rows))
-    paths = {"jsonl": jsonl, "chapters": len(rows)}
-    key = get_task(predictor.decoder_task).output_key
-    if all(key in r for r in rows):     # a synopsis of the book: the chapter summaries, summarized as one document
-        paths["synopsis"] = atomic_write_text(out/f"{stem}_synopsis.txt", predictor.summarize_document(
+    files = {"jsonl": (f"{stem}.jsonl", "".join(json.dumps({"book": name, **r}, ensure_ascii=False) + "\n" for r in rows))}
+    key = get_task(predictor.decoder_task).output_key if predictor.decoder_task else None
+    if key and all(key in r for r in rows):   # a synopsis of the book: the chapter summaries, summarized as one document
+        files["synopsis"] = (f"{stem}_synopsis.txt", predictor.summarize_document(
             "\n\n".join(r[key] for r in rows), num_beams=kwargs.get("num_beams", 2), max_new_tokens=kwargs.get("max_new_tokens", 48)) + "\n")
     if EMOTION.name in predictor.tasks:
-        paths["plot"] = atomic_write_bytes(out/f"{stem}_emotional_arc.png",
-                                           figure_to_png(plot_emotional_arc(rows, name, n_emotions), dpi=110))
-    return paths
+        files["plot"] = (f"{stem}_emotional_arc.png", figure_to_png(plot_emotional_arc(rows, name, n_emotions), dpi=110))
+    # everything computed first, then written together: a kill during the (slow) synopsis leaves the old files as they were
+    paths = {k: (atomic_write_text if isinstance(v, str) else atomic_write_bytes)(out/f, v) for k, (f, v) in files.items()}
+    return {"jsonl": paths["jsonl"], "chapters": len(rows), **{k: v for k, v in paths.items() if k != "jsonl"}}
