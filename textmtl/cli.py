@@ -242,10 +242,8 @@ def check_destination(option: str, path, folder: bool = False) -> Path:
     p = Path(path)
     if p.is_dir() and not folder: raise ValueError(f"{option} {path}: is a folder; give a file name")
     if p.exists() and not p.is_dir() and folder: raise ValueError(f"{option} {path}: is a file, not a folder")
-    where = p.absolute() if p.is_dir() else p.absolute().parent
-    while not where.exists() and where != where.parent: where = where.parent   # made by the command
-    if not where.is_dir(): raise ValueError(f"{option} {path}: {where} is a file, not a folder")
-    if not os.access(where, os.W_OK | os.X_OK): raise ValueError(f"{option} {path}: cannot write in {where} (no write permission)")
+    from textmtl.utils.io import check_writable         # the one check (13_io); imported here: no torch at parse time
+    check_writable(p if p.is_dir() else p.absolute().parent, option, shown=path)
     return p
 
 # %% ../nbs/30_cli.ipynb #a8014326

@@ -23,7 +23,7 @@ from ..tasks import get_task, label_vocab as dataset_label_vocab, load_task_data
 from .trainer import Trainer, config_changes, refused_on_resume, resume_path
 from .snapshots import attach_snapshots
 from .distributed import barrier, cleanup_distributed, current_context, init_distributed
-from ..utils.io import (RunLayout, atomic_write_json, atomic_write_text, is_checkpoint, load_state, read_checkpoint_meta,
+from ..utils.io import (RunLayout, atomic_write_json, check_writable, atomic_write_text, is_checkpoint, load_state, read_checkpoint_meta,
                               resolve_device, run_lock, save_labels)
 from ..utils.atomic import NoSpaceError, is_no_space, remove_path
 
@@ -97,6 +97,7 @@ def _start_job(config, overrides, resume: bool, root, overwrite: bool, held: con
     data_cfg_path = Path(cfg.data_config)
     data_cfg = load_data_config(data_cfg_path, root)
     run = RunLayout(Path(cfg.output_dir))
+    check_writable(run.root, f"{cfg_path}: output_dir")    # a read-only place: one line now, not a traceback later
     resolve_device(cfg.trainer.device, f"{cfg_path}: trainer.device")
     ctx = init_distributed(cfg.trainer.device)   # a no-op unless launched by torchrun
     locked = ctx.is_main and run.root.is_dir()

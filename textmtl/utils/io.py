@@ -21,8 +21,8 @@ from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, fs
 # %% auto #0
 __all__ = ['WEIGHTS_NAME', 'STATE_NAME', 'META_NAME', 'LabelsError', 'label_vocab_hash', 'save_labels', 'load_labels',
            'CheckpointError', 'CheckpointNotFoundError', 'get_rng_state', 'set_rng_state', 'model_config_of',
-           'save_state', 'resolve_checkpoint_dir', 'is_checkpoint', 'load_state', 'read_checkpoint_meta', 'RunLayout',
-           'checkpoint_dir', 'resolve_device', 'RunLockedError', 'run_lock']
+           'save_state', 'resolve_checkpoint_dir', 'is_checkpoint', 'load_state', 'read_checkpoint_meta',
+           'check_writable', 'RunLayout', 'checkpoint_dir', 'resolve_device', 'RunLockedError', 'run_lock']
 
 # %% ../../nbs/13_io.ipynb #a2c85789
 class LabelsError(ValueError):
@@ -349,6 +349,15 @@ def load_state(dir, model: torch.nn.Module, optimizer=None, scheduler=None, stri
 def read_checkpoint_meta(dir) -> dict:
     "A checkpoint's `meta.json` (step, `config`, `model_config`, metrics, ...), without reading its weights or state."
     return _read_meta(resolve_checkpoint_dir(dir))
+
+# %% ../../nbs/13_io.ipynb #4e7d3c89
+def check_writable(folder, what: str, shown=None) -> Path:
+    "`folder` (made later if missing) can be written here, or a `ValueError` naming `what` and `shown` (default: `folder`)."
+    where, shown = Path(folder).absolute(), folder if shown is None else shown
+    while not where.exists() and where != where.parent: where = where.parent
+    if not where.is_dir(): raise ValueError(f"{what} {shown}: {where} is a file, not a folder")
+    if not os.access(where, os.W_OK | os.X_OK): raise ValueError(f"{what} {shown}: cannot write in {where} (no write permission)")
+    return Path(folder)
 
 # %% ../../nbs/13_io.ipynb #35ec0b11
 @dataclasses.dataclass(frozen=True)
