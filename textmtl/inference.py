@@ -21,7 +21,7 @@ from .models.cpu_kernels import enable_cpu_kernels, prepacked_weights
 from .models.precision import resolve_dtype, serve_in
 from .models.transformer import ModelConfig
 from .run.folder import ArtifactError, check_run, label_thresholds as choose_thresholds, load_run
-from .tasks import EMOTION, SUMMARIZATION, TOPIC, get_task, head_tasks, task_names
+from .tasks import EMOTION, SUMMARIZATION, TOPIC, get_task, head_tasks, import_task_modules, task_names
 from .training.metrics import calibrate_logits, read_calibration, split_sentences
 from .utils.io import resolve_device
 
@@ -278,6 +278,7 @@ def from_pretrained(cls: Predictor, folder, device="auto", dtype: Optional[str] 
     folder = Path(folder).expanduser()
     if not folder.exists(): folder = resolve_pretrained(str(folder))   # not a local folder: an installed package or the Hub
     c = _read_exported_config(folder)
+    import_task_modules((c.get("run_config") or {}).get("task_modules") or [], f"{folder/CONFIG_NAME}: run_config.task_modules")
     model = build_model(ModelConfig(**c["model"]), TokenizerMetadata(**c["tokenizer"]), c["label_vocab"], tasks=c["tasks"])
     load_model(model, str(folder/WEIGHTS_NAME))
     read_calibration(c.get("calibration"), c["label_vocab"], str(folder/CONFIG_NAME))   # a broken entry: file and field

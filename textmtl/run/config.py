@@ -17,7 +17,8 @@ from ..models.transformer import ModelConfig
 from ..tasks import REGISTRY, get_task, import_task_modules, task_names
 
 # %% auto #0
-__all__ = ['TrainerConfig', 'SnapshotConfig', 'RunDataConfig', 'EvalConfig', 'RunConfig', 'apply_overrides', 'load_run_config']
+__all__ = ['TrainerConfig', 'SnapshotConfig', 'RunDataConfig', 'EvalConfig', 'RunConfig', 'apply_overrides', 'load_run_config',
+           'import_first']
 
 # %% ../../nbs/13a_run_config.ipynb #04df248f
 @dataclass
@@ -214,5 +215,12 @@ def load_run_config(path, overrides: Optional[dict] = None, root=None) -> RunCon
     """Read and type-check a training YAML (plus dotted-key overrides); its paths (`output_dir`, `data_config`) come
     back absolute, resolved against `root` (default: the project holding the YAML file)."""
     path = Path(path)
-    cfg = from_dict(RunConfig, apply_overrides(load_yaml(path), overrides, str(path)), source=str(path))
+    data = apply_overrides(load_yaml(path), overrides, str(path))
+    import_first(data, str(path))                        # before any section names one of their tasks
+    cfg = from_dict(RunConfig, data, source=str(path))
     return resolve_paths(cfg, project_root(path.parent) if root is None else root)
+
+def import_first(data: dict, source: str):
+    "Import a raw config's `task_modules` (when it is a list of names; else `from_dict` says what is wrong with it)."
+    mods = data.get("task_modules") if isinstance(data, dict) else None
+    if isinstance(mods, list) and all(isinstance(m, str) for m in mods): import_task_modules(mods, f"{source}: task_modules")
