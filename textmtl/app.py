@@ -5,7 +5,7 @@
 # %% ../nbs/22_app.ipynb #cc5318c3
 from __future__ import annotations
 
-import functools, io, os, queue, threading, time
+import base64, functools, io, json, os, queue, re, threading, time
 from concurrent.futures import Future
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"     # before gradio is imported: no usage reports, no version check
 from types import SimpleNamespace
@@ -13,7 +13,10 @@ from typing import Optional
 
 import gradio as gr
 from fastcore.basics import patch
+from gradio.data_classes import ImageData
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
+from starlette.middleware import Middleware
 
 from .inference import Predictor, count_tokens
 from .tasks import get_task, head_tasks, task_names
@@ -23,9 +26,9 @@ from .utils.io import RunLayout
 from .visualize import attention_maps, figure_to_png, plot_attention
 
 # %% auto #0
-__all__ = ['EXAMPLES', 'MAX_CHARS', 'MAX_TOKENS', 'KIND_LABELS', 'NONE_SHOWN', 'check_input', 'map_kinds', 'draw_map',
-           'MicroBatcher', 'answer_batch', 'make_handler', 'build_app', 'plot_progress', 'training_frames',
-           'training_tab', 'serve', 'launch']
+__all__ = ['EXAMPLES', 'MAX_CHARS', 'MAX_TOKENS', 'KIND_LABELS', 'NONE_SHOWN', 'check_input', 'InlineImage', 'map_kinds',
+           'draw_map', 'MicroBatcher', 'answer_batch', 'make_handler', 'build_app', 'plot_progress', 'training_frames',
+           'training_tab', 'max_request_bytes', 'RequestLimits', 'serve', 'launch']
 
 # %% ../nbs/22_app.ipynb #18ab8460
 EXAMPLES = [
@@ -55,8 +58,20 @@ def check_input(text, tokenizer, max_chars: int = MAX_CHARS, max_tokens: int = M
 
 # %% ../nbs/22_app.ipynb #3e818fae
 def _pil(fig, dpi: int = 80) -> Image.Image:
-    "A matplotlib Figure as an RGB PIL image (what `gr.Image` shows)."
-    return Image.open(io.BytesIO(figure_to_png(fig, dpi=dpi))).convert("RGB")
+    "A matplotlib Figure as an RGB PIL image (what `gr.Image` shows): drawn by Agg straight into pixels, no PNG between."
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig); canvas.draw()           # a PNG round trip cost 0.24 s more per heatmap (measured)
+    return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+
+# %% ../nbs/22_app.ipynb #5c969926
+class InlineImage(gr.Image):
+    "A `gr.Image` that sends a PIL image inline (a PNG `data:` URL), never as a file in Gradio's cache."
+    is_template = True
+    def postprocess(self, value):
+        if not isinstance(value, Image.Image): return super().postprocess(value)
+        buf = io.BytesIO(); value.save(buf, format="PNG")
+        return ImageData(url="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"),
+                         orig_name="image.png", mime_type="image/png", size=buf.tell())
 
 # %% ../nbs/22_app.ipynb #8b2a3c7f
 KIND_LABELS = {"copy": "copied from (copy attention)", "cross": "looked at (cross-attention)", "encoder": "article → article (encoder)"}
@@ -126,9 +141,10 @@ def _fits(predictor: Predictor, text: str) -> bool:
 def _answer_group(predictor: Predictor, texts: list[str], num_beams: int, max_new_tokens: int) -> list:
     "Per text (summary, [labels of each classification task]) for texts that share their generation settings."
     kw = dict(num_beams=num_beams, max_new_tokens=max_new_tokens)
-    short = [i for i, t in enumerate(texts) if _fits(predictor, t)]
-    summaries = dict(zip(short, predictor.summarize([texts[i] for i in short], batch_size=max(len(short), 1), **kw)))
-    for i in set(range(len(texts))) - set(short): summaries[i] = predictor.summarize_document(texts[i], **kw)
+    short = [i for i, t in enumerate(texts) if _fits(predictor, t)] if predictor.decoder_task else []
+    summaries = dict(zip(short, predictor.summarize([texts[i] for i in short], batch_size=len(short), **kw))) if short else {}
+    for i in set(range(len(texts))) - set(short):            # no trained decoder: no summary (None)
+        summaries[i] = predictor.summarize_document(texts[i], **kw) if predictor.decoder_task else None
     rows = {t: predictor.probabilities(t, texts, batch_size=len(texts)).tolist() for t in head_tasks() if t in predictor.tasks}
     return [(summaries[i], [_present_labels(predictor, t, rows[t][i]) if t in rows else None for t in head_tasks()])
             for i in range(len(texts))]
@@ -151,7 +167,7 @@ def answer_batch(predictor: Predictor, items: list) -> list:
 def make_handler(predictor: Predictor, attention: bool = True, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS,
                  batch_size: int = 1):
     "The app's callback: `(text, num_beams, max_new_tokens, kind) -> (summary, {label: p} per classification task, heatmap)`, and its `redraw`; requests that arrive together are answered in batches of up to `batch_size`."
-    lock = threading.Lock()                                  # one model call at a time: the batch or a heatmap's pass
+    lock, drawing = threading.Lock(), threading.Lock()     # one model call at a time (a batch or a map's pass); one drawing
     def _answer(items):
         with lock: return answer_batch(predictor, items)
     batcher = MicroBatcher(_answer, max_batch=batch_size) if batch_size > 1 else None
@@ -165,12 +181,15 @@ def make_handler(predictor: Predictor, attention: bool = True, max_chars: int = 
         answer = batcher(*item) if batcher is not None else _answer([item])[0]
         if isinstance(answer, BaseException): raise answer
         summary, labels = answer
-        return (summary, *labels, draw_map(_maps(text, summary), kind or map_kinds(predictor)[0]) if attention else None)
+        if not attention or not summary: return (summary, *labels, None)
+        maps = _maps(text, summary)
+        with drawing: return (summary, *labels, draw_map(maps, kind or map_kinds(predictor)[0]))   # beside the next batch
 
     def redraw(text: str, summary: str, kind: str):
         "Another kind of map for the text and summary on the page (None before there is a summary)."
         if not attention or not (text or "").strip() or not summary: return None
-        return draw_map(_maps(text.strip(), summary), kind)
+        maps = _maps(text.strip(), summary)
+        with drawing: return draw_map(maps, kind)
     analyze.redraw, analyze.batcher = redraw, batcher
     return analyze
 
@@ -180,9 +199,9 @@ def build_app(predictor: Predictor, title: str = "textmtl", max_chars: int = MAX
     "The Gradio Blocks app: text in; summary, emotions above threshold, topic and an attention heatmap out (+ a *Training* tab for `run`)."
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         copies = map_kinds(predictor)[0] == "copy"
-        gr.Markdown(f"# {title}\nOne encoder-decoder Transformer, three tasks: an abstractive **summary**, the "
-                    f"**emotions** of the text (multi-label; only the emotions whose calibrated probability reaches the "
-                    f"threshold tuned for each are shown) and its **topic**. The heatmap shows "
+        tasks = [get_task(t) for t in predictor.tasks]        # the run's tasks, described by the registry
+        gr.Markdown(f"# {title}\nOne encoder-decoder Transformer, {len(tasks)} task{'s' * (len(tasks) > 1)}: "
+                    + "; ".join(t.description or f"**{t.name}**" for t in tasks) + ". The heatmap shows "
                     + ("which word of the text each summary word was copied from (copy attention), or where it looked "
                        "(cross-attention)." if copies else "where each summary token looked in the text (cross-attention, "
                        "last decoder layer, mean of the heads).")
@@ -226,7 +245,7 @@ def _map_outputs(predictor: Predictor):
     kinds = map_kinds(predictor)
     kind = gr.Radio([(KIND_LABELS[k], k) for k in kinds], value=kinds[0], label="Map: each summary word (row) was...",
                     elem_id="attention-kind", visible=len(kinds) > 1)
-    heat = gr.Image(label="Summary tokens (rows) over text tokens (columns)", type="pil", interactive=False,
+    heat = InlineImage(label="Summary tokens (rows) over text tokens (columns)", type="pil", interactive=False,
                     elem_id="attention", format="png")
     return kind, heat
 
@@ -306,8 +325,8 @@ def _frame_outputs(tf: SimpleNamespace, kind: str) -> list:
     first = tf.frame(len(tf.steps) - 1, 0, kind)
     caption = gr.Markdown(first[2], elem_id="snapshot-caption")
     summary = gr.Textbox(first[1], label="Summary the model wrote at this step", interactive=False, elem_id="snapshot-summary")
-    heat = gr.Image(first[0], type="pil", interactive=False, show_label=False, elem_id="snapshot-map", format="png")
-    curves = gr.Image(first[3], type="pil", interactive=False, show_label=False, elem_id="snapshot-curves", format="png")
+    heat = InlineImage(first[0], type="pil", interactive=False, show_label=False, elem_id="snapshot-map", format="png")
+    curves = InlineImage(first[3], type="pil", interactive=False, show_label=False, elem_id="snapshot-curves", format="png")
     return [heat, summary, caption, curves]
 
 # %% ../nbs/22_app.ipynb #b93e7b90
@@ -336,6 +355,52 @@ def training_tab(run, delay: float = 0.8):
         play.click(run_through, inputs=[text, kind], outputs=[index, *outs], api_name=False)
     return tf
 
+# %% ../nbs/22_app.ipynb #bc8a93a8
+def max_request_bytes(max_chars: int) -> int:
+    "The largest request body the app reads: `max_chars` characters at 12 bytes (JSON's worst) plus 64 KiB."
+    return 12 * int(max_chars) + 65_536
+
+async def _refuse(send, status: int, detail: str):
+    "Answer `status` with `{\"detail\": ...}` and close the connection (the unread body is not read)."
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+async def _read_upto(receive, limit: int) -> Optional[list]:
+    "The body's ASGI messages, or None as soon as the body passes `limit` bytes."
+    msgs, n = [], 0
+    while True:
+        msgs.append(m := await receive())
+        if m["type"] != "http.request": return msgs           # a disconnect: the app sees it
+        n += len(m.get("body", b""))
+        if n > limit: return None
+        if not m.get("more_body", False): return msgs
+
+# %% ../nbs/22_app.ipynb #305499b8
+_UPLOAD = re.compile(r"/upload/?$")
+
+class RequestLimits:
+    "ASGI middleware: refuses uploads (403) and request bodies over `max_body` bytes (413), before reading them."
+    def __init__(self, app, max_body: int): self.app, self.max_body = app, int(max_body)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http": return await self.app(scope, receive, send)
+        if _UPLOAD.search(scope["path"]): return await _refuse(send, 403, "this app takes no files: uploads are refused")
+        headers, too_big = dict(scope["headers"]), f"request body over {self.max_body:,} bytes: the app takes texts of at most that size"
+        n = headers.get(b"content-length")
+        if n is not None and (not n.strip().isdigit() or int(n) > self.max_body): return await _refuse(send, 413, too_big)
+        if n is None and b"transfer-encoding" in headers:        # chunked: read up to the limit, then hand it on
+            if (msgs := await _read_upto(receive, self.max_body)) is None: return await _refuse(send, 413, too_big)
+            receive = _replay(msgs, receive)
+        await self.app(scope, receive, send)
+
+def _replay(msgs: list, receive):
+    "A `receive` that gives the buffered `msgs`, then the live ones."
+    it = iter(msgs)
+    async def again(): return m if (m := next(it, None)) is not None else await receive()
+    return again
+
 # %% ../nbs/22_app.ipynb #14c637a0
 def _theme():
     "Gradio's default look with the system's fonts (the stock theme loads fonts from Google)."
@@ -343,13 +408,15 @@ def _theme():
                              font_mono=["ui-monospace", "SFMono-Regular", "monospace"])
 
 def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True, quiet: bool = False,
-          concurrency: int = 1, queue_size: int = 16) -> gr.Blocks:
+          concurrency: int = 1, queue_size: int = 16, max_chars: int = MAX_CHARS) -> gr.Blocks:
     """Start a built app locally (no share link, no server-side rendering); `block=False` returns once it is up.
     `concurrency` requests run at once (one on a CPU: the model already uses every core), `queue_size` more wait; a
-    request beyond that is refused at once with "queue is full" instead of waiting without end."""
+    request beyond that is refused at once with "queue is full" instead of waiting without end. No uploads, and no
+    request body over `max_request_bytes(max_chars)` (`RequestLimits`)."""
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
+    limits = Middleware(RequestLimits, max_body=max_request_bytes(max_chars))
     demo.launch(server_name=host, server_port=int(port), share=False, inbrowser=False, ssr_mode=False,
-                prevent_thread_lock=not block, quiet=quiet, theme=_theme(), show_error=True)
+                prevent_thread_lock=not block, quiet=quiet, theme=_theme(), show_error=True, app_kwargs={"middleware": [limits]})
     return demo
 
 # %% ../nbs/22_app.ipynb #9271da9d
@@ -362,7 +429,7 @@ def launch(run, host: str = "127.0.0.1", port: int = 7860, checkpoint="best", de
         if int(v) < 1: raise ValueError(f"{k}: expected >= 1, got {v!r}")
     predictor = Predictor.from_run(run, checkpoint=checkpoint, device=device, dtype=dtype)
     demo = build_app(predictor, max_chars=max_chars, max_tokens=max_tokens, run=run, batch_size=batch_size)
-    kw = dict(concurrency=concurrency, queue_size=queue_size)
+    kw = dict(concurrency=concurrency, queue_size=queue_size, max_chars=max_chars)
     if not block: return serve(demo, host, port, block=False, **kw)
     print(f"textmtl app: {predictor!r}\nOpen http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port} in a browser (Ctrl+C to stop).")
     return serve(demo, host, port, block=True, **kw)

@@ -122,11 +122,10 @@ length {cfg.data.max_source_length} tokens, target length {cfg.data.max_target_l
 
 ## Intended use and limits
 
-For English news-like text and short comments, like its training data. Summaries are abstractive and can state
-things the text does not say; read them against the source before relying on them. Emotion and topic labels come
-from the training label sets only (GoEmotions' 28 emotions, AG News' 4 topics by default), with probabilities
-calibrated and thresholds tuned on validation data; texts far from that data (other languages, domains, very long documents beyond the model's window)
-get less reliable outputs.
+For English text like its training data, one task at a time as the run's config names them
+({", ".join(cfg.tasks)}). {" ".join(get_task(t).limits for t in cfg.tasks if get_task(t).limits)} Labels come from the
+training label sets only. Texts far from that data (other languages, domains, very long documents beyond the model's
+window) get less reliable outputs.
 """
 
 # %% ../nbs/24_export.ipynb #51df9ac3

@@ -35,6 +35,8 @@ class Task:
     short: str = ""                   # progress-bar tag; default: the first three letters of the name
     batch_size: int = 32              # default `data.batch_size` of a run
     hub_dataset: str = ""             # the Hugging Face Hub id of its default data, for exported model cards
+    description: str = ""             # one line: what the task's output is (the app's header names the run's tasks with it)
+    limits: str = ""                  # its data, licence and limits in a sentence or two (the model card's "Intended use")
     kind = "task"
     head = False                      # True: a classification head on the pooled encoder (named after the task)
     class_weights = False             # True: trainer.pos_weight weighs this task's positive labels
@@ -265,11 +267,18 @@ def import_task_modules(modules: Sequence[str], key: str = "task_modules"):
 
 # %% ../nbs/06_tasks.ipynb #945ca7e6
 SUMMARIZATION = register_task(Seq2SeqTask("summarization", short="sum", batch_size=8, source_field="source",
-                                          target_field="summary", hub_dataset="cnn_dailymail"))
+    target_field="summary", hub_dataset="cnn_dailymail", description="an abstractive **summary**",
+    limits="Summaries are abstractive and can state things the text does not say; read them against the source before "
+           "relying on them. Trained on CNN/DailyMail news articles (non-commercial research use)."))
 EMOTION = register_task(MultiLabelTask("emotion", short="emo", batch_size=32, text_field="text", label_field="emotions",
-                                       empty_hint='write ["neutral"] for no emotion', hub_dataset="go_emotions"))
+    empty_hint='write ["neutral"] for no emotion', hub_dataset="go_emotions",
+    description="the **emotions** of the text (multi-label; only those whose calibrated probability reaches the threshold "
+                "tuned for each are shown)",
+    limits="Emotions are GoEmotions' 28 labels, learned from Reddit comments (Apache-2.0); probabilities are calibrated "
+           "and thresholds tuned on validation data."))
 TOPIC = register_task(SingleLabelTask("topic", short="top", batch_size=32, text_field="text", label_field="topic",
-                                      hub_dataset="ag_news"))
+    hub_dataset="ag_news", description="its **topic**",
+    limits="Topics are AG News' 4 labels (World, Sports, Business, Sci/Tech), learned from news articles."))
 
 # %% ../nbs/06_tasks.ipynb #6b4143b9
 def _cap(max_examples: Optional[dict], task: str, split: str) -> Optional[int]:
