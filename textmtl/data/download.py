@@ -14,10 +14,10 @@ import requests
 from tqdm.auto import tqdm
 
 from ..config import env_path
-from ..utils.atomic import fsync_path, remove_path, swap_in
+from ..utils.atomic import STALE_AFTER, fsync_path, remove_path, remove_stale, staged, swap_in
 
 # %% auto #0
-__all__ = ['log', 'STALE_AFTER', 'MIRROR_ENV', 'DownloadItem', 'DownloadsConfig', 'DownloadError', 'sha256_file', 'sha256_tree',
+__all__ = ['log', 'MIRROR_ENV', 'DownloadItem', 'DownloadsConfig', 'DownloadError', 'sha256_file', 'sha256_tree',
            'looks_like_html', 'check_data', 'remove_stale_partials', 'download_file', 'resolve_mirror',
            'copy_from_mirror', 'DownloadReport', 'download_all']
 
@@ -69,33 +69,9 @@ log = logging.getLogger(__name__)
 class DownloadError(RuntimeError):
     "A download or mirror copy failed; the message says which item/URL/path and how to fix it."
 
-_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:40] or "host"
-_LIVE: set = set()   # temporary paths being written by this process
-
-def _temp_path(dest: Path) -> Path:
-    return dest.with_name(f"{dest.name}.partial-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-# %% ../../nbs/02_download.ipynb #a2955813
-def _on_sigterm(signum, frame):
-    "Remove this process's temporary files, then die of SIGTERM as the default disposition would have."
-    for p in list(_LIVE):
-        with contextlib.suppress(OSError): remove_path(p)
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-@contextlib.contextmanager
 def _staged(dest: Path):
-    "A fresh temporary path next to `dest` for the caller to fill and `swap_in`; whatever is left there is removed on exit."
-    tmp = _temp_path(dest)
-    catch = (hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread()
-             and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
-    _LIVE.add(tmp)
-    if catch: signal.signal(signal.SIGTERM, _on_sigterm)
-    try: yield tmp
-    finally:
-        if catch and signal.getsignal(signal.SIGTERM) is _on_sigterm: signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _LIVE.discard(tmp)
-        remove_path(tmp)
+    "A fresh `dest.partial-<host>-<pid>-<random>` to fill and `swap_in`, removed however the block ends (`staged`, `00a_atomic`)."
+    return staged(dest, "partial")
 
 # %% ../../nbs/02_download.ipynb #e61232dd
 def sha256_file(path, chunk_size: int = 1 << 20) -> str:
@@ -157,31 +133,9 @@ def _verify(tmp: Path, src: str, dest: Path, sha256: Optional[str], size: Option
     raise DownloadError(f"{src}: {problem}; not kept, {kept}. To fix: {todo}.")
 
 # %% ../../nbs/02_download.ipynb #708ff777
-STALE_AFTER = 3600   # seconds without a write after which any temporary download entry counts as abandoned
-_PARTIAL = re.compile(r"\.partial-(?:(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-)?[0-9a-f]{8,12}$")
-
-def _pid_alive(pid: int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except OSError: return True   # e.g. PermissionError: it exists, under another user
-    return True
-
-# %% ../../nbs/02_download.ipynb #143d3eb4
 def remove_stale_partials(folder, stale_after: float = STALE_AFTER) -> list[Path]:
     "Remove abandoned `*.partial-*` entries in `folder` (dead pid on this host, or no write for `stale_after` s); returns them."
-    try: entries = list(Path(folder).iterdir())
-    except (FileNotFoundError, NotADirectoryError): return []
-    removed = []
-    for p in entries:
-        if not (m := _PARTIAL.search(p.name)) or p in _LIVE: continue
-        try: age = time.time() - p.lstat().st_mtime
-        except FileNotFoundError: continue
-        dead = m["host"] == _HOST and os.name != "nt" and not _pid_alive(int(m["pid"]))
-        if dead or age > stale_after:
-            log.info("removing %s, left behind by an interrupted download (%s)", p, "its process is gone" if dead else
-                     f"untouched for {age / 60:.0f} min")
-            remove_path(p); removed.append(p)
-    return removed
+    return remove_stale(folder, "partial", stale_after=stale_after)
 
 # %% ../../nbs/02_download.ipynb #c5c1fe0e
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)

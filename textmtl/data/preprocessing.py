@@ -21,7 +21,7 @@ from .tokenization import TokenizerConfig
 from ..tasks import EMOTION, SUMMARIZATION, TOPIC, get_task
 from .books import convert_book
 from .download import DownloadsConfig, DownloadReport, download_all, resolve_mirror
-from ..utils.atomic import fsync_path, remove_path, swap_in
+from ..utils.atomic import fsync_path, remove_path, remove_stale, staged, swap_in
 
 # %% auto #0
 __all__ = ['log', 'BOOKS', 'detokenize_ptb', 'TextPreprocessor', 'TaskData', 'split_indices', 'read_label_names',
@@ -320,14 +320,12 @@ def write_jsonl(path, records) -> int:
 def write_task(folder, files: dict[str, list[dict]]) -> dict[str, int]:
     "Write `{stem: records}` as `folder/<stem>.jsonl`, all or nothing (temp folder + swap); returns counts."
     folder = Path(folder); folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f"{folder.name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
+    remove_stale(folder.parent, "tmp", name=folder.name)          # what a killed run left (see `remove_stale`)
+    with staged(folder, "tmp") as tmp:                            # removed however this ends, SIGTERM too
         tmp.mkdir()
         counts = {stem: write_jsonl(tmp/f"{stem}.jsonl", recs) for stem, recs in files.items()}
         fsync_path(tmp)
         swap_in(tmp, folder)
-    finally:
-        remove_path(tmp)
     return counts
 
 # %% ../../nbs/03_preprocessing.ipynb #a59059f5
@@ -426,6 +424,7 @@ def prepare_all(config: DataConfig | str | Path = "configs/data/datasets.yaml", 
     else: cfg = load_data_config(config, root)
     tasks = _check_tasks(tasks)
     raw, out = Path(cfg.raw_dir), Path(cfg.processed_dir)
+    remove_stale(out, "tmp")                      # `<task>.tmp-*` of killed runs, also of tasks reused below
     result: dict = {"skipped": {}, "reused": [], "downloads": None}
     if download:
         result["downloads"] = download_all(cfg.downloads, raw, resolve_mirror(cfg.mirror), include_books=BOOKS in tasks, progress=progress)

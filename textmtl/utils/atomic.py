@@ -5,12 +5,15 @@
 # %% ../../nbs/00a_atomic.ipynb #de48a9ed
 from __future__ import annotations
 
-import contextlib, errno, json, os, shutil, tempfile, uuid
+import contextlib, errno, json, logging, os, re, shutil, signal, socket, tempfile, threading, time, uuid
 from pathlib import Path
+from typing import Optional
+
+log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['NoSpaceError', 'is_no_space', 'fsync_path', 'remove_path', 'umask_modes', 'swap_in', 'atomic_write_bytes',
-           'atomic_write_text', 'atomic_write_json']
+__all__ = ['log', 'STALE_AFTER', 'NoSpaceError', 'is_no_space', 'fsync_path', 'remove_path', 'umask_modes', 'swap_in',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'temp_path', 'staged', 'remove_stale']
 
 # %% ../../nbs/00a_atomic.ipynb #77bcc9d6
 class NoSpaceError(OSError):
@@ -96,3 +99,65 @@ def atomic_write_text(path, text: str, encoding: str = "utf-8") -> Path:
 def atomic_write_json(path, obj, indent: int = 2) -> Path:
     "Write `obj` as JSON (UTF-8, trailing newline) atomically; a non-serialisable `obj` fails before anything is written."
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=True) + "\n")
+
+# %% ../../nbs/00a_atomic.ipynb #7e5668d0
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:40] or "host"
+_LIVE: set = set()   # temporary paths being written by this process
+
+def temp_path(dest, kind: str = "tmp", hidden: bool = False) -> Path:
+    "A fresh sibling of `dest`: `[.]<name>.<kind>-<host>-<pid>-<random>`."
+    dest = Path(dest)
+    return dest.with_name(f"{'.' if hidden else ''}{dest.name}.{kind}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+# %% ../../nbs/00a_atomic.ipynb #b10e61fd
+def _on_sigterm(signum, frame):
+    "Remove this process's temporary paths, then die of SIGTERM as the default disposition would have."
+    for p in list(_LIVE):
+        with contextlib.suppress(OSError): remove_path(p)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+@contextlib.contextmanager
+def staged(dest, kind: str = "tmp", hidden: bool = False):
+    "A fresh `temp_path` next to `dest` for the caller to fill and `swap_in`; whatever is left there is removed on exit (SIGTERM too)."
+    tmp = temp_path(dest, kind, hidden)
+    catch = (hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread()
+             and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    _LIVE.add(tmp)
+    if catch: signal.signal(signal.SIGTERM, _on_sigterm)
+    try: yield tmp
+    finally:
+        if catch and signal.getsignal(signal.SIGTERM) is _on_sigterm: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _LIVE.discard(tmp)
+        remove_path(tmp)
+
+# %% ../../nbs/00a_atomic.ipynb #220a5b93
+STALE_AFTER = 3600   # seconds without a write after which a temporary entry counts as abandoned
+
+def _leftover(kind: str, name: Optional[str] = None) -> re.Pattern:
+    "The names `temp_path` gives for `kind` (of the destination `name`, else of any), and the older `<name>.<kind>-<random>`."
+    return re.compile(rf"^\.?{re.escape(name) if name else '.+'}\.{re.escape(kind)}-"
+                      r"(?:(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-)?[0-9a-f]{8,12}$")
+
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: return True   # e.g. PermissionError: it exists, under another user
+    return True
+
+# %% ../../nbs/00a_atomic.ipynb #e8482708
+def remove_stale(folder, kind: str = "tmp", name: Optional[str] = None, stale_after: float = STALE_AFTER) -> list[Path]:
+    "Remove abandoned `temp_path(.., kind)` entries in `folder` (of the destination `name`, else all): writer gone, or untouched `stale_after` s."
+    try: entries = list(Path(folder).iterdir())
+    except (FileNotFoundError, NotADirectoryError): return []
+    removed, pat = [], _leftover(kind, name)
+    for p in entries:
+        if not (m := pat.match(p.name)) or p in _LIVE: continue
+        try: age = time.time() - p.lstat().st_mtime
+        except FileNotFoundError: continue
+        dead = m["host"] == _HOST and os.name != "nt" and not _pid_alive(int(m["pid"]))
+        if dead or age > stale_after:
+            log.info("removing %s, left behind by an interrupted write (%s)", p, "its process is gone" if dead else
+                     f"untouched for {age / 60:.0f} min")
+            remove_path(p); removed.append(p)
+    return removed
