@@ -1,6 +1,7 @@
 """The app under load, over HTTP on 127.0.0.1: concurrent requests through Gradio's queue, all answered, with the
 latencies printed (p50/p95); an oversized text is refused at once with a clear message; a full queue refuses rather
-than making callers wait without end. A tiny untrained run keeps it fast (what is measured is the serving path)."""
+than making callers wait without end; uploads and bodies over the limit are refused before they are read; answers
+leave no files behind. A tiny untrained run keeps it fast (what is measured is the serving path)."""
 import socket, statistics, threading, time
 
 import pytest
@@ -76,5 +77,55 @@ def test_input_cap_and_full_queue(mirror, tmp_path):
         refused = [r for r in res if r[0] == "error"]
         assert len(res) == 6 and any(r[0] == "ok" for r in res)
         assert refused and all("queue" in r[2].lower() and "full" in r[2].lower() for r in refused), refused[:2]
+    finally:
+        demo.close()
+
+
+def _raw(url, head: bytes, body: bytes = b"", timeout: float = 10) -> bytes:
+    "Send a raw HTTP request (headers, then `body`, no more) and return the start of the answer."
+    host, port = url.split("//")[1].strip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(head + body)
+        return s.recv(4096)
+
+
+def test_no_uploads_and_a_body_limit(mirror, tmp_path):
+    "Uploads are refused (the app takes no files); a body over the limit is refused before it is read, declared or chunked."
+    import httpx
+    demo, url = _serve(tmp_path, max_chars=500, batch_size=1)
+    try:
+        r = httpx.post(url + "gradio_api/upload", files={"files": ("a.txt", b"x" * 10_000)}, timeout=10)
+        assert r.status_code == 403 and "no files" in r.text, (r.status_code, r.text[:200])
+        # 50 MB announced, none of it sent: answered at once (a server reading the body first would wait for it)
+        head = b"POST /gradio_api/queue/join HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        t0 = time.perf_counter()
+        assert _raw(url, head + b"Content-Length: 50000000\r\n\r\n", timeout=5).startswith(b"HTTP/1.1 413")
+        assert time.perf_counter() - t0 < 5
+        # chunked, without a length: read only up to the limit, then refused (the rest is never sent)
+        from textmtl.app import max_request_bytes
+        limit, chunk = max_request_bytes(500), b"x" * 16_384
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(limit // len(chunk) + 1))
+        assert _raw(url, head + b"Transfer-Encoding: chunked\r\n\r\n", chunks, timeout=5).startswith(b"HTTP/1.1 413")
+        # and a text within the cap is still answered (through the same middleware)
+        from gradio_client import Client
+        assert isinstance(Client(url, verbose=False).predict("Rates rose again.", 1, 8, api_name="/analyze")[0], str)
+    finally:
+        demo.close()
+
+
+def test_answers_leave_no_files(mirror, tmp_path, monkeypatch):
+    "The heatmap comes inline (a PNG data URL): answering writes nothing into Gradio's cache folder."
+    from gradio_client import Client
+    cache = tmp_path / "gradio_cache"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    demo, url = _serve(tmp_path, batch_size=1)
+    try:
+        files = lambda: sorted(str(p) for p in cache.rglob("*") if p.is_file())
+        before, client = files(), Client(url, verbose=False, download_files=False)
+        outs = [client.predict(f"Markets fell on day {i} after the central bank raised rates.", 1, 8, api_name="/analyze")
+                for i in range(3)]
+        assert all(isinstance(o[-1], dict) and str(o[-1].get("url")).startswith("data:image/png;base64,") for o in outs), \
+            [str(o[-1])[:120] for o in outs]
+        assert files() == before, files()
     finally:
         demo.close()
