@@ -16,13 +16,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(tmp_path, **kw):
+def _serve(tmp_path, run_kw=None, **kw):
     import torch
     torch.set_num_threads(1)
     from textmtl.app import launch
     from textmtl.data.tokenization import Tokenizer
     from textmtl.testing import write_tiny_run
-    run = write_tiny_run(tmp_path / "run", Tokenizer(), LABELS)
+    run = write_tiny_run(tmp_path / "run", Tokenizer(), LABELS, **(run_kw or {}))
     port = _free_port()
     return launch(run, host="127.0.0.1", port=port, device="cpu", block=False, **kw), f"http://127.0.0.1:{port}/"
 
@@ -77,6 +77,27 @@ def test_input_cap_and_full_queue(mirror, tmp_path):
         refused = [r for r in res if r[0] == "error"]
         assert len(res) == 6 and any(r[0] == "ok" for r in res)
         assert refused and all("queue" in r[2].lower() and "full" in r[2].lower() for r in refused), refused[:2]
+    finally:
+        demo.close()
+
+
+def test_api_answers_every_decoder_task(mirror, tmp_path, monkeypatch):
+    "A run with a headline besides the summary: /analyze answers (summary, headline, emotions, topic, heatmap), the page's settings decoding the summary and the run's the headline."
+    from gradio_client import Client
+    from textmtl import tasks
+    from textmtl.inference import Predictor
+    monkeypatch.setitem(tasks.REGISTRY, "headline", tasks.Seq2SeqTask(    # registered for this test only
+        "headline", short="hed", source_field="text", target_field="headline", description="a **headline**"))
+    run_kw = dict(tasks=["summarization", "headline", "emotion", "topic"],
+                  config={"evaluation": {"headline": {"max_new_tokens": 4, "num_beams": 1}}})
+    demo, url = _serve(tmp_path, run_kw=run_kw, batch_size=4)
+    try:
+        text = "Markets fell on Tuesday after the central bank raised rates again."
+        summary, headline, emotions, topic, heat = Client(url, verbose=False).predict(text, 2, 16, api_name="/analyze")
+        pred = Predictor.from_run(tmp_path / "run", device="cpu")
+        assert summary == pred.summarize([text], num_beams=2, max_new_tokens=16)[0]
+        assert headline == pred.summarize([text], task="headline")[0] and 0 < len(headline.split()) <= 4, headline
+        assert topic["label"] in LABELS["topic"] and str(heat.get("url")).startswith("data:image/png;base64,"), (topic, str(heat)[:80])
     finally:
         demo.close()
 

@@ -246,6 +246,9 @@ def test_bad_predict_inputs(fresh):
     assert f"{f}: no input text" in user_error("predict", "--run", run, "--file", f)
     assert "text argument 2: empty text" in user_error("predict", "--run", run, "ok", " ")
     assert "no such input file" in user_error("predict", "--run", run, "--file", fresh / "nope.txt")
+    for tasks, bad in (("topic,sentiment", "sentiment"), ("summary", "summary"), ("topic,", "")):   # unknown, an output key, empty
+        assert f"--tasks: this run has no task {bad!r} (its tasks: summarization, emotion, topic)" in user_error(
+            "predict", "--run", run, "x", "--tasks", tasks, "--device", "cpu")
     f.write_text("first\n\n\nsecond\n")   # blank lines are skipped: two texts, two results
     rc, out, err = cli("predict", "--run", run, "--file", f, "--tasks", "topic", "--device", "cpu")
     assert rc == 0 and len(out.splitlines()) == 2, err

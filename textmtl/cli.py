@@ -136,6 +136,15 @@ def read_inputs(texts=None, file=None, stdin=None) -> list[str]:
     if texts: return _check_args(texts)
     return _texts_of(_input_lines(file, stdin), file)
 
+# %% ../nbs/30_cli.ipynb #657fa066
+def _task_list(text, tasks) -> list[str] | None:
+    "The tasks `--tasks` names (None: all of them); a name that is not one of the run's `tasks` is one line listing those."
+    if text is None: return None
+    names = [t.strip() for t in text.split(",")]
+    for t in names:
+        if t not in tasks: raise ValueError(f"--tasks: this run has no task {t!r} (its tasks: {', '.join(tasks)})")
+    return names
+
 # %% ../nbs/30_cli.ipynb #21c394ad
 PREDICT_CHUNK = 64    # texts per `Predictor.predict` call: results stream out chunk by chunk, in input order
 
@@ -145,7 +154,7 @@ def _cmd_predict(args):
     from tqdm.auto import tqdm
     texts = read_inputs(args.text, args.file)
     pred = Predictor.from_run(args.run, checkpoint=args.checkpoint, device=args.device, dtype=args.dtype)
-    tasks = args.tasks.split(",") if args.tasks else None
+    tasks = _task_list(args.tasks, pred.tasks)
     with tqdm(total=len(texts), desc="predict", unit="text", file=sys.stderr, disable=len(texts) <= PREDICT_CHUNK) as bar:
         for i in range(0, len(texts), PREDICT_CHUNK):
             chunk = texts[i:i + PREDICT_CHUNK]
@@ -296,13 +305,15 @@ def _train_commands(sub): _train_parser(sub); _evaluate_parser(sub)
 
 # %% ../nbs/30_cli.ipynb #07e31655
 def _predict_parser(sub):
-    sp = _add(sub, "predict", _cmd_predict, "summary, emotions and topic for texts (arguments, --file or stdin); JSONL out")
+    sp = _add(sub, "predict", _cmd_predict, "every task's output (summary, emotions, topic, ...) for texts (arguments, --file or stdin); JSONL out")
     _run_args(sp)
     sp.add_argument("text", nargs="*", help="texts to analyse (default: read --file or stdin)")
     sp.add_argument("--file", help="input file: one text per line, or JSONL with a 'text' field")
-    sp.add_argument("--tasks", help="comma-separated subset of the run's tasks, e.g. summarization,topic (default: all)")
-    sp.add_argument("--num-beams", type=int_in(1, 64), default=4)
-    sp.add_argument("--max-new-tokens", type=int_in(1, 1024), default=64)
+    sp.add_argument("--tasks", help="comma-separated subset of the run's tasks, e.g. summarization,topic (default: all of "
+                                    "them, every sequence-to-sequence task included)")
+    each = "each task decodes as the run's evaluation did (evaluation.<task>: settings)"
+    sp.add_argument("--num-beams", type=int_in(1, 64), help=f"beams of every sequence-to-sequence task (default: {each})")
+    sp.add_argument("--max-new-tokens", type=int_in(1, 1024), help=f"longest output of every sequence-to-sequence task, in tokens (default: {each})")
     sp.add_argument("--threshold", type=float, default=None, help="emotion threshold (default: the run's tuned one)")
 
 # %% ../nbs/30_cli.ipynb #e9fecaf0

@@ -138,6 +138,7 @@ def from_dict(cls, data: dict, *, source: str = "<dict>", prefix: str = ""):
         _fail(source, prefix, f"expected a mapping ({cls.__name__}), got {_describe(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    data, extra = _fold_extra(cls, fields, data), getattr(cls, "EXTRA_KEYS", None)
     for k in data:
         if k not in fields:
             close = difflib.get_close_matches(str(k), list(fields), n=1)
@@ -146,11 +147,20 @@ def from_dict(cls, data: dict, *, source: str = "<dict>", prefix: str = ""):
     for name, f in fields.items():
         if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             _fail(source, _join(prefix, name), f"missing required key ({_type_name(hints.get(name, Any))})")
-    kwargs = {k: _convert_field(fields[k], v, hints.get(k, Any), source, _join(prefix, k)) for k, v in data.items()}
+    kwargs = {k: _convert_field(fields[k], v, hints.get(k, Any), source, prefix if k == extra else _join(prefix, k))
+              for k, v in data.items()}
     try: return cls(**kwargs)
     except ConfigError: raise
     except (TypeError, ValueError) as e:  # a __post_init__ check of the dataclass itself
         _fail(source, prefix, f"invalid {cls.__name__}: {e}")
+
+# %% ../nbs/00_config.ipynb #4b0b8d5b
+def _fold_extra(cls, fields: dict, data: dict) -> dict:
+    "`data` with its mapping-valued keys that name no field of `cls` moved into the dict field `cls.EXTRA_KEYS`, if any."
+    extra = getattr(cls, "EXTRA_KEYS", None)
+    moved = {k: v for k, v in data.items() if extra and k not in fields and isinstance(v, dict)}
+    if not moved or not isinstance(data.get(extra) or {}, dict): return data
+    return {**{k: v for k, v in data.items() if k not in moved}, extra: {**(data.get(extra) or {}), **moved}}
 
 # %% ../nbs/00_config.ipynb #80276fd4
 class _Loader(yaml.SafeLoader):

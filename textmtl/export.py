@@ -12,10 +12,10 @@ import torch
 
 from .config import to_dict
 from .inference import CONFIG_NAME, WEIGHTS_NAME, Predictor
-from .models.factory import export_hf_bart, export_hf_bert2bert
+from .models.factory import decoder_task_names, export_hf_bart, export_hf_bert2bert
 from .models.precision import check_dtype
 from .run.folder import load_run
-from .tasks import get_task
+from .tasks import SUMMARIZATION, get_task
 from .utils.atomic import atomic_write_json, atomic_write_text, remove_stale, staged, swap_in
 from .utils.io import save_labels
 
@@ -29,12 +29,22 @@ def _hf_twin(model):
     if model.config.arch == "bert" and model.copy is None: return export_hf_bert2bert(model)
     return None
 
-def _generation_config(model, ev):
+def _generation_config(model, decoding: dict):
+    "The twin's `generation_config.json`: `decoding`, the settings of the decoder task it writes (the run's first)."
     from transformers import GenerationConfig
     return GenerationConfig(decoder_start_token_id=model.decoder_start_token_id, eos_token_id=model.eos_token_id,
-                            pad_token_id=model.pad_token_id, num_beams=ev.num_beams, max_new_tokens=ev.max_new_tokens,
-                            min_new_tokens=ev.min_new_tokens, no_repeat_ngram_size=ev.no_repeat_ngram_size,
-                            length_penalty=ev.length_penalty, do_sample=False)
+                            pad_token_id=model.pad_token_id, do_sample=False, **decoding)
+
+# %% ../nbs/24_export.ipynb #221267c4
+def _exported_config(run, dtype: str) -> dict:
+    "The folder's `textmtl_config.json`: what `Predictor.from_pretrained` rebuilds the model from and serves it with."
+    cfg, dec = run.config, list(decoder_task_names(run.config.tasks))
+    return {"format": "textmtl-model", "format_version": 1, "model": to_dict(run.model.config),
+            "tokenizer": dataclasses.asdict(run.tokenizer.metadata), "tasks": list(cfg.tasks),
+            "decoder_tasks": dec, "decoder_task": dec[0] if dec else None,      # decoder_task: the first, for older readers
+            "decoding": {t: cfg.evaluation.decoding(t) for t in dec},          # each as the run's evaluation decoded it
+            "label_vocab": run.label_vocab, "thresholds": run.thresholds, "calibration": run.calibration,
+            "max_source_length": cfg.data.max_source_length, "dtype": dtype, "run_config": to_dict(cfg)}
 
 # %% ../nbs/24_export.ipynb #165453ad
 _WORDPIECE_NOTE = """
@@ -48,32 +58,42 @@ present_summaries(Tokenizer(hf_tokenizer=tok), ids, ["Some long article ..."])
 ```
 """
 
-def _card_summaries(run, n: int = 2) -> str:
-    "The card's example summaries: the first `n` test samples of the run's `metrics.json`, as evaluation showed them."
-    task, path = next((get_task(t) for t in run.config.tasks if not get_task(t).head), None), run.run_dir/"metrics.json"
-    rows = json.loads(path.read_text()).get("summaries", [])[:n] if task is not None and path.is_file() else []
-    if not rows: return ""
-    return "\n## Example summaries (test split)\n\n" + "\n".join(
-        f"- {r.get(task.target_field, '')}\n  (reference: {r.get('reference', '')})" for r in rows) + "\n"
+def _card_examples(run, n: int = 2) -> str:
+    "The card's example outputs: each decoder task's first `n` test samples in `metrics.json` (an older run's `summaries`: the first's)."
+    path, dec = run.run_dir/"metrics.json", decoder_task_names(run.config.tasks)
+    m = json.loads(path.read_text()) if dec and path.is_file() else {}
+    samples = m.get("samples") or ({dec[0]: m["summaries"]} if m.get("summaries") else {})
+    parts = [f"\n### {t}\n\n" + "\n".join(f"- {r.get(get_task(t).output_key, '')}\n  (reference: {r.get('reference', '')})"
+                                           for r in samples[t][:n]) + "\n" for t in dec if samples.get(t)]
+    return "\n## Example outputs (test split)\n" + "".join(parts) if parts else ""
 
 # %% ../nbs/24_export.ipynb #b98a5cb2
 _TAGS = {"seq2seq": ["text2text-generation"], "multilabel": ["text-classification", "multi-label-classification"],
          "singlelabel": ["text-classification"]}    # Hub tags of each kind of task (the task names are tags too)
 
 # %% ../nbs/24_export.ipynb #09256c73
+def _pipeline_tag(cfg) -> str:
+    "The Hub's pipeline (its widget runs the twin): the first decoder task's, summarization or text2text; else classification."
+    dec = decoder_task_names(cfg.tasks)
+    if not dec: return "text-classification"
+    return "summarization" if dec[0] == SUMMARIZATION.name else "text2text-generation"
+
 def _card_front_matter(cfg) -> str:
     "The model card's YAML front matter, which the Hub reads: library, pipeline, tags, datasets, metrics."
     kinds = [get_task(t).kind for t in cfg.tasks]
     tags = sorted({tag for k in kinds for tag in _TAGS[k]} | set(cfg.tasks) | {"textmtl", "multi-task"})
-    meta = ["---", "library_name: textmtl", "pipeline_tag: summarization" if "seq2seq" in kinds else "pipeline_tag: text-classification",
+    meta = ["---", "library_name: textmtl", f"pipeline_tag: {_pipeline_tag(cfg)}",
             "tags:", *[f"- {t}" for t in tags], "datasets:", *[f"- {get_task(t).hub_dataset}" for t in cfg.tasks if get_task(t).hub_dataset],
             "metrics:", *[f"- {m}" for m in sorted({"rouge" if k == "seq2seq" else "f1" if k == "multilabel" else "accuracy" for k in kinds})], "---"]
     return "\n".join(meta)
 
 # %% ../nbs/24_export.ipynb #7148cfa2
 def _card_use(run, name: str, has_twin: bool) -> str:
-    "The card's title, what the model is, and how to load it (with textmtl; the summarizer alone with transformers)."
-    cfg = run.config
+    "The card's title, what the model is, and how to load it (with textmtl; the first decoder task alone with transformers)."
+    cfg, dec = run.config, decoder_task_names(run.config.tasks)
+    one = f'\np.summarize(["Some text to analyse."], task="{dec[1]}")   # one sequence-to-sequence task alone' if len(dec) > 1 else ""
+    mods = (f"\nThis run has tasks of its own: its `task_modules` ({', '.join(f'`{m}`' for m in cfg.task_modules)}) must be "
+            f"importable where the folder is loaded (installed, or on `PYTHONPATH`); `from_pretrained` imports them.\n") if cfg.task_modules else ""
     return f"""
 
 # {name}
@@ -87,10 +107,18 @@ One encoder-decoder Transformer ({cfg.model.arch}, d_model {cfg.model.d_model}, 
 ```python
 from textmtl.inference import Predictor
 p = Predictor.from_pretrained("{name}")
-p.predict(["Some text to analyse."])
+p.predict(["Some text to analyse."]){one}
 ```
-""" + ("""
-The summarizer alone also loads with `transformers` (its generation settings are in `generation_config.json`):
+""" + mods + (_card_twin(run, name, dec) if has_twin and dec else "")
+
+# %% ../nbs/24_export.ipynb #ced80201
+def _card_twin(run, name: str, dec) -> str:
+    "How to load the first decoder task alone with `transformers`; the others need `Predictor`."
+    others = (f" The other sequence-to-sequence tasks ({', '.join(f'`{t}`' for t in dec[1:])}) start from learned start tokens "
+              f"the twin does not have: `Predictor` writes them.") if len(dec) > 1 else ""
+    return f"""
+The `{dec[0]}` task alone also loads with `transformers` (its generation settings, those the run's evaluation decoded
+`{dec[0]}` with, are in `generation_config.json`).{others}
 
 ```python
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -98,9 +126,25 @@ tok, model = AutoTokenizer.from_pretrained("{name}"), AutoModelForSeq2SeqLM.from
 ids = model.generate(**tok(["Some long article ..."], return_tensors="pt", truncation=True))
 tok.batch_decode(ids, skip_special_tokens=True)
 ```
-""".replace("{name}", name) + (_WORDPIECE_NOTE if run.tokenizer.wordpiece else "") if has_twin else "")
+""" + (_WORDPIECE_NOTE if run.tokenizer.wordpiece else "")
 
 # %% ../nbs/24_export.ipynb #bea7bf89
+def _card_limits(cfg) -> str:
+    "The card's intended use and limits: each task of the run, the key it is written under, its limits as its `Task` states them."
+    rows = [f"- `{t}` (key `{task.output_key}`): {(task.description or f'**{t}**').rstrip('.')}. "
+            + (task.limits or "Its task states no limits of its own: judge its outputs against the data it was trained on.")
+            for t, task in ((t, get_task(t)) for t in cfg.tasks)]
+    return """
+## Intended use and limits
+
+For English text like its training data. What each task gives, under the key `Predictor.predict` writes it with:
+
+""" + "\n".join(rows) + """
+
+Labels come from the training label sets only. Texts far from that data (other languages, domains, very long documents
+beyond the model's window) get less reliable outputs.
+"""
+
 def model_card(run, name: str, has_twin: bool) -> str:
     "README.md of an exported run: Hub metadata, test metrics, training config, intended use and limits."
     cfg, metrics = run.config, {}
@@ -112,21 +156,14 @@ def model_card(run, name: str, has_twin: bool) -> str:
 | metric | value |
 |---|---|
 {rows or '| (none recorded) | |'}
-""" + _card_summaries(run) + f"""
+""" + _card_examples(run) + f"""
 
 ## Training
 
 {cfg.trainer.max_steps} optimizer steps, learning rate {cfg.trainer.lr}, task sampling {cfg.trainer.sampling}, source
 length {cfg.data.max_source_length} tokens, target length {cfg.data.max_target_length}; the full run config is in
 `textmtl_config.json` (`run_config`).
-
-## Intended use and limits
-
-For English text like its training data, one task at a time as the run's config names them
-({", ".join(cfg.tasks)}). {" ".join(get_task(t).limits for t in cfg.tasks if get_task(t).limits)} Labels come from the
-training label sets only. Texts far from that data (other languages, domains, very long documents beyond the model's
-window) get less reliable outputs.
-"""
+""" + _card_limits(cfg)
 
 # %% ../nbs/24_export.ipynb #51df9ac3
 def export_run(run_dir, out_dir, checkpoint="best", dtype: str = "auto") -> Path:
@@ -136,23 +173,18 @@ def export_run(run_dir, out_dir, checkpoint="best", dtype: str = "auto") -> Path
         raise FileExistsError(f"{out}: exists and is not empty; export into a new folder (nothing was written)")
     dtype = check_dtype(dtype)                    # recorded: Predictor.from_pretrained's default
     run = load_run(run_dir, checkpoint, "cpu")
-    model, cfg = run.model, run.config
     remove_stale(out.parent, "tmp", name=out.name)   # `.<out>.tmp-*` of a killed export (see `remove_stale`)
     with staged(out, "tmp", hidden=True) as tmp:      # removed however this ends, SIGTERM too
         tmp.mkdir(parents=True)
         run.tokenizer.save(tmp)                   # first: it writes a fresh folder
         from safetensors.torch import save_model
-        save_model(model, str(tmp/WEIGHTS_NAME))
-        decoder = next((t for t in cfg.tasks if not get_task(t).head), None)
-        atomic_write_json(tmp/CONFIG_NAME, {"format": "textmtl-model", "format_version": 1, "model": to_dict(model.config),
-                          "tokenizer": dataclasses.asdict(run.tokenizer.metadata), "tasks": list(cfg.tasks),
-                          "decoder_task": decoder, "label_vocab": run.label_vocab, "thresholds": run.thresholds,
-                          "calibration": run.calibration,
-                          "max_source_length": cfg.data.max_source_length, "dtype": dtype, "run_config": to_dict(cfg)})
+        save_model(run.model, str(tmp/WEIGHTS_NAME))
+        config = _exported_config(run, dtype)
+        atomic_write_json(tmp/CONFIG_NAME, config)
         save_labels(tmp/"labels.json", run.label_vocab)
-        twin = _hf_twin(model)
-        if twin is not None:
-            twin.generation_config = _generation_config(model, cfg.evaluation)
+        twin = _hf_twin(run.model)
+        if twin is not None:                      # it writes the first decoder task, with that task's settings
+            twin.generation_config = _generation_config(run.model, run.config.evaluation.decoding(config["decoder_task"]))
             twin.save_pretrained(str(tmp))
         atomic_write_text(tmp/"README.md", model_card(run, out.name, twin is not None))
         if out.exists(): out.rmdir()

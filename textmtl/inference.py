@@ -26,7 +26,7 @@ from .training.metrics import calibrate_logits, read_calibration, split_sentence
 from .utils.io import resolve_device
 
 # %% auto #0
-__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'Predictor', 'count_tokens', 'split_windows', 'repeated_ngrams']
+__all__ = ['DECODE_DEFAULTS', 'CONFIG_NAME', 'WEIGHTS_NAME', 'Predictor', 'count_tokens', 'split_windows', 'repeated_ngrams']
 
 # %% ../nbs/20_inference.ipynb #41676c72
 def _check_texts(texts) -> list[str]:
@@ -40,12 +40,23 @@ def _check_texts(texts) -> list[str]:
                              f"input with its real encoding first") from None
     return texts
 
+def _serving_decoders(model, names) -> tuple[str, ...]:
+    "The decoder tasks to serve: `names` (None: the model's own, else summarization), each one its decoder writes."
+    if names is None: names = model.decoder_tasks or (SUMMARIZATION.name,)
+    names = tuple(get_task(n, "decoder_tasks").name for n in ([names] if isinstance(names, str) else names))
+    for n in names:
+        if get_task(n).head: raise ValueError(f"decoder_tasks: {n!r} is a classification task, not one a decoder writes")
+        model.start_token_id(n)                       # the model's decoder writes for it, or an error naming what it writes
+    keys = [get_task(n).output_key for n in names]
+    if len(set(keys)) < len(keys): raise ValueError(f"decoder_tasks {list(names)}: two write the same output key ({keys})")
+    return names
+
 # %% ../nbs/20_inference.ipynb #8ba30a26
 class Predictor:
     "Summaries, emotions and topics (every registered task the model has) from a trained model, its tokenizer and labels."
     def __init__(self, model, tokenizer: Tokenizer, label_vocab: dict, thresholds: Optional[dict] = None,
-                 device="cpu", max_source_length: int = 512, decoder_task: Optional[str] = SUMMARIZATION.name,
-                 calibration: Optional[dict] = None, dtype: str = "auto"):
+                 device="cpu", max_source_length: int = 512, decoder_tasks: Optional[Sequence[str]] = None,
+                 calibration: Optional[dict] = None, dtype: str = "auto", decoding: Optional[dict] = None):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)     # auto: the measured default where the CPU runs it (19_precision)
         model = enable_cpu_kernels(model.to(self.device)).eval()    # CPU fast paths
@@ -53,7 +64,8 @@ class Predictor:
         self.label_vocab = {t: list(v) for t, v in (label_vocab or {}).items()}
         self.thresholds = dict(thresholds or {})
         self.max_source_length = min(max_source_length, model.config.max_position_embeddings)
-        self.decoder_task = get_task(decoder_task, "decoder_task").name if decoder_task else None   # None: never trained
+        self.decoder_tasks = _serving_decoders(model, decoder_tasks)        # (): a decoder never trained
+        self.decoding = {t: dict(d) for t, d in (decoding or {}).items() if t in self.decoder_tasks}   # the run's, per task
         for task, n in model.num_labels.items():
             get_task(task, "the model's heads")
             if len(self.label_vocab.get(task, [])) != n:
@@ -65,8 +77,13 @@ class Predictor:
 # %% ../nbs/20_inference.ipynb #73d29eee
 @patch(as_prop=True)
 def tasks(self: Predictor) -> tuple[str, ...]:
-    "The tasks this model can do: its decoder's task (if it was trained) plus one per classification head, in registry order."
-    return ((self.decoder_task,) if self.decoder_task else ()) + tuple(t for t in task_names() if t in self.model.heads)
+    "The tasks this model can do: its decoder's tasks (those it was trained on) plus one per classification head, in registry order."
+    return self.decoder_tasks + tuple(t for t in task_names() if t in self.model.heads)
+
+@patch(as_prop=True)
+def decoder_task(self: Predictor) -> Optional[str]:
+    "The first decoder task (what `summarize` writes by default), None when the decoder was never trained."
+    return self.decoder_tasks[0] if self.decoder_tasks else None
 
 @patch
 def __repr__(self: Predictor):
@@ -83,9 +100,10 @@ def from_run(cls: Predictor, run, checkpoint="best", device="auto", max_source_l
     serve_in(r.model, dtype)                                     # in place: the loaded float32 copy is not kept
     data = getattr(r.config, "data", None)
     msl = max_source_length or min(r.tokenizer.config.max_length, getattr(data, "max_source_length", 10**9))
-    decoder = next((t for t in getattr(r.config, "tasks", []) if not get_task(t).head), None)   # a decoder never trained: none
+    decoders = tuple(t for t in getattr(r.config, "tasks", []) if not get_task(t).head)   # a decoder never trained: none
+    decoding = {t: r.config.evaluation.decoding(t) for t in decoders}                   # as the run's evaluation decoded
     return cls(r.model, r.tokenizer, r.label_vocab, thresholds=r.thresholds, device=next(r.model.parameters()).device, max_source_length=msl,
-               decoder_task=decoder, calibration=r.calibration, dtype=dtype)
+               decoder_tasks=decoders, calibration=r.calibration, dtype=dtype, decoding=decoding)
 
 # %% ../nbs/20_inference.ipynb #2c688e2c
 @patch
@@ -102,25 +120,43 @@ def _batches(self: Predictor, texts: list[str], batch_size: int):
 
 # %% ../nbs/20_inference.ipynb #058f0e8f
 @patch
-def summarize(self: Predictor, texts, num_beams: int = 4, max_new_tokens: int = 64, min_new_tokens: int = 0,
-               length_penalty: float = 1.0, no_repeat_ngram_size: int = 3, batch_size: int = 8,
-               whole_document: bool = False) -> list[str]:
-    "One summary per text (beam search with the KV cache; greedy when `num_beams=1`); of all of it with `whole_document`."
-    texts = _check_texts(texts)
-    if self.decoder_task is None:
-        raise ValueError(f"this model's decoder was never trained: no summaries (its tasks: {', '.join(self.tasks)})")
-    if whole_document:
-        kw = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-                  length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, batch_size=batch_size)
-        return [self.summarize_document(t, **kw) for t in texts]
+def summarize(self: Predictor, texts, num_beams: Optional[int] = None, max_new_tokens: Optional[int] = None,
+               min_new_tokens: Optional[int] = None, length_penalty: Optional[float] = None,
+               no_repeat_ngram_size: Optional[int] = None, batch_size: int = 8, whole_document: bool = False,
+               task: Optional[str] = None) -> list[str]:
+    """One output of decoder `task` (None: the first, the summary) per text, of all of it with `whole_document`; settings
+    left None decode as the run's evaluation did for that task (`decode_settings`; greedy when `num_beams=1`)."""
+    texts, task = _check_texts(texts), self._decoder(task)
+    kw = self.decode_settings(task, num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                              length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
+    if whole_document: return [self.summarize_document(t, task=task, batch_size=batch_size, **kw) for t in texts]
     out = [""] * len(texts)
     with torch.inference_mode(), prepacked_weights(getattr(self.model, "packed", None)):   # packed once (CPU; a served model: for good)
         for idx, enc in self._batches(texts, batch_size):
-            ids = self.model.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=max_new_tokens,
-                                      num_beams=num_beams, length_penalty=length_penalty,
-                                      no_repeat_ngram_size=no_repeat_ngram_size, min_new_tokens=min_new_tokens)
+            ids = self.model.generate(enc["input_ids"], enc["attention_mask"], task=task, **kw)
             for i, s in zip(idx, present_summaries(self.tokenizer, ids.cpu(), [texts[i] for i in idx])): out[i] = s
     return out
+
+# %% ../nbs/20_inference.ipynb #a5ce00cd
+DECODE_DEFAULTS = dict(num_beams=4, max_new_tokens=64, min_new_tokens=0, length_penalty=1.0, no_repeat_ngram_size=3)
+
+@patch
+def _decoder(self: Predictor, task: Optional[str] = None) -> str:
+    "The decoder task to write for (None: the first); an error names the tasks this model has."
+    if not self.decoder_tasks:
+        raise ValueError(f"this model's decoder was never trained: no summaries (its tasks: {', '.join(self.tasks)})")
+    if task is None: return self.decoder_tasks[0]
+    if get_task(task, "task").name not in self.decoder_tasks:
+        raise ValueError(f"this model does not write {task!r} (its tasks: {', '.join(self.tasks)})")
+    return task
+
+@patch
+def decode_settings(self: Predictor, task: Optional[str] = None, **given) -> dict:
+    "`generate` settings of decoder `task`: those `given` (not None), else the run's for the task, else `DECODE_DEFAULTS`."
+    own = self.decoding.get(self._decoder(task), {})
+    kw = {k: given[k] if given.get(k) is not None else own.get(k, d) for k, d in DECODE_DEFAULTS.items()}
+    kw["min_new_tokens"] = min(kw["min_new_tokens"], kw["max_new_tokens"])   # a shorter max given: the run's min follows
+    return kw
 
 # %% ../nbs/20_inference.ipynb #47341bbe
 def count_tokens(tokenizer, text: str) -> int:
@@ -237,8 +273,8 @@ def topic(self: Predictor, texts, batch_size=16):
 
 # %% ../nbs/20_inference.ipynb #4d6f43a8
 @patch
-def predict(self: Predictor, texts, tasks: Optional[Sequence[str]] = None, num_beams: int = 4, max_new_tokens: int = 64,
-             threshold: Optional[float] = None, batch_size: int = 8, **generate_kwargs) -> list[dict]:
+def predict(self: Predictor, texts, tasks: Optional[Sequence[str]] = None, num_beams: Optional[int] = None,
+             max_new_tokens: Optional[int] = None, threshold: Optional[float] = None, batch_size: int = 8, **generate_kwargs) -> list[dict]:
     "Per text one dict, each task's prediction as the task presents it: `summary`, `emotions` ({name: p}, best first, above threshold), `topic` and `topic_probabilities`."
     texts = _check_texts(texts)
     tasks = list(self.tasks if tasks is None else tasks)
@@ -249,7 +285,8 @@ def predict(self: Predictor, texts, tasks: Optional[Sequence[str]] = None, num_b
     for t in tasks:
         task = get_task(t)
         if not task.head:
-            texts_out = self.summarize(texts, num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size, **generate_kwargs)
+            texts_out = self.summarize(texts, num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                       task=t, **generate_kwargs)
             for o, s in zip(out, texts_out): o[task.output_key] = s
             continue
         thr = self.label_thresholds(t, threshold) if task.tunes_threshold else None
@@ -259,6 +296,11 @@ def predict(self: Predictor, texts, tasks: Optional[Sequence[str]] = None, num_b
 
 # %% ../nbs/20_inference.ipynb #53c00efd
 CONFIG_NAME, WEIGHTS_NAME = "textmtl_config.json", "textmtl_model.safetensors"
+
+def _exported_decoders(c: dict) -> list[str]:
+    "The decoder tasks an exported config serves: `decoder_tasks`; an older folder's one `decoder_task` (null: none)."
+    if "decoder_tasks" in c: return list(c["decoder_tasks"])
+    return [c["decoder_task"]] if c.get("decoder_task") else [] if "decoder_task" in c else [SUMMARIZATION.name]
 
 def _read_exported_config(folder: Path) -> dict:
     "The `textmtl_config.json` of an exported model folder; `ArtifactError` when the folder is not one this textmtl reads."
@@ -285,5 +327,5 @@ def from_pretrained(cls: Predictor, folder, device="auto", dtype: Optional[str] 
     dtype = resolve_dtype(dtype or c.get("dtype", "auto"), resolve_device(device))
     serve_in(model, dtype)
     return cls(model, Tokenizer.from_dir(folder), c["label_vocab"], thresholds=c.get("thresholds"), device=device,
-               max_source_length=c.get("max_source_length", 512), decoder_task=c["decoder_task"] if "decoder_task" in c else SUMMARIZATION.name,
-               calibration=c.get("calibration"), dtype=dtype)
+               max_source_length=c.get("max_source_length", 512), decoder_tasks=_exported_decoders(c),
+               calibration=c.get("calibration"), dtype=dtype, decoding=c.get("decoding"))

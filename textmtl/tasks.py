@@ -109,7 +109,7 @@ class Seq2SeqTask(Task):
 @patch
 def eval_batch(self: Seq2SeqTask, model, batch, logits, tokenizer=None, generate_kwargs=None):
     if tokenizer is None: return None          # no tokenizer: the loss only
-    gen = model.generate(batch["input_ids"], batch.get("attention_mask"), **(generate_kwargs or {}))
+    gen = model.generate(batch["input_ids"], batch.get("attention_mask"), task=self.name, **(generate_kwargs or {}))
     refs = batch.get("target_text") or tokenizer.decode(batch["labels"].cpu())
     return list(refs), present_summaries(tokenizer, gen.cpu(), batch.get("source_text"))
 @patch

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import dataclasses
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import yaml
@@ -25,8 +25,10 @@ TINY_MODEL = dict(arch="bart", d_model=32, encoder_layers=2, decoder_layers=2, e
                   activation_dropout=0.0, max_position_embeddings=128, init_std=0.2)
 
 def write_tiny_run(run_dir, tokenizer: Tokenizer, label_vocab: dict, model: Optional[dict] = None, seed: int = 0,
-                   thresholds: Optional[dict] = None, calibration: Optional[dict] = None) -> Path:
-    "Write a run folder around a tiny untrained model (same layout as training writes); for tests and demos."
+                   thresholds: Optional[dict] = None, calibration: Optional[dict] = None,
+                   tasks: Optional[Sequence[str]] = None, config: Optional[dict] = None) -> Path:
+    """Write a run folder around a tiny untrained model (same layout as training writes); for tests and demos.
+    `tasks`: the run's tasks (default: summarization and every head of `label_vocab`); `config`: more run config keys."""
     run = Path(run_dir)
     model_cfg = {**TINY_MODEL, **(model or {})}
     tok = Tokenizer(dataclasses.replace(tokenizer.config, local_dir=None,
@@ -34,11 +36,11 @@ def write_tiny_run(run_dir, tokenizer: Tokenizer, label_vocab: dict, model: Opti
                                         max_target_length=min(tokenizer.config.max_target_length, 64)),
                     hf_tokenizer=tokenizer.hf)
     torch.manual_seed(seed)
-    labels = {t: list(label_vocab.get(t, [])) for t in head_tasks() if label_vocab.get(t)}
-    tasks = (SUMMARIZATION.name,) + tuple(labels)
+    labels = {t: list(label_vocab.get(t, [])) for t in head_tasks() if label_vocab.get(t) and (tasks is None or t in tasks)}
+    tasks = tuple(tasks) if tasks is not None else (SUMMARIZATION.name,) + tuple(labels)
     net = build_model(model_cfg, tok.metadata, labels, tasks=tasks)
     cfg = {"output_dir": str(run), "tasks": list(tasks), "model": model_cfg,
-           "data": {"max_source_length": tok.config.max_length, "max_target_length": tok.config.max_target_length}}
+           "data": {"max_source_length": tok.config.max_length, "max_target_length": tok.config.max_target_length}, **(config or {})}
     lay = RunLayout(run)
     atomic_write_text(lay.config, _yaml_dump(cfg))
     for name in ("best", "last"): save_state(lay.checkpoint(name), net, step=0, label_vocab=labels)

@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 from .utils.io import atomic_write_bytes, atomic_write_text
 
 # %% auto #0
-__all__ = ['BOOK_DOMAIN_NOTE', 'BOOK_DOMAIN_NOTE_SHORT', 'self_attention_weights', 'cross_attention_weights', 'record_attention',
-           'attention_maps', 'figure_to_png', 'plot_attention', 'load_book', 'chapter_predictions', 'relative_arc',
-           'plot_emotional_arc', 'analyze_book']
+__all__ = ['BOOK_DECODING', 'BOOK_DOMAIN_NOTE', 'BOOK_DOMAIN_NOTE_SHORT', 'self_attention_weights', 'cross_attention_weights',
+           'record_attention', 'attention_maps', 'figure_to_png', 'plot_attention', 'load_book', 'chapter_predictions',
+           'relative_arc', 'plot_emotional_arc', 'analyze_book']
 
 # %% ../nbs/21_visualize.ipynb #fa9b511c
 def _weights(q: Tensor, k: Tensor, mask: Optional[Tensor], is_causal: bool) -> Tensor:
@@ -228,11 +228,26 @@ def _windows(text: str, window_words: int, max_windows: int) -> list[str]:
         if max_windows > 1 else [0]
     return [" ".join(words[i * window_words:(i + 1) * window_words]) for i in picks]
 
+# %% ../nbs/21_visualize.ipynb #2c3c6398
+BOOK_DECODING = dict(num_beams=2, max_new_tokens=48)   # the chapter summaries' (the first decoder task's) defaults
+
+def _book_decoding(predictor, task: str, num_beams: Optional[int] = None, max_new_tokens: Optional[int] = None) -> dict:
+    "How decoder `task` writes for a book: the settings given; else `BOOK_DECODING` for the first task, the run's (None) for others."
+    first = task == predictor.decoder_task
+    return {k: v if v is not None else BOOK_DECODING[k] if first else None
+            for k, v in (("num_beams", num_beams), ("max_new_tokens", max_new_tokens))}
+
+def _chapter_outputs(predictor, task: str, chapters: list[dict], progress: bool = False, **decoding) -> list[str]:
+    "Decoder `task`'s output of each whole chapter (`summarize_document`), decoded as `_book_decoding` says."
+    desc = "chapter summaries" if task == predictor.decoder_task else f"chapter {task}"
+    kw = _book_decoding(predictor, task, **decoding)
+    return [predictor.summarize_document(c["text"], task=task, **kw) for c in tqdm(chapters, desc=desc, disable=not progress)]
+
 # %% ../nbs/21_visualize.ipynb #9ab3e701
 def chapter_predictions(predictor, chapters: list[dict], window_words: int = 300, max_windows: int = 8,
-                        summarize: bool = True, num_beams: int = 2, max_new_tokens: int = 48,
+                        summarize: bool = True, num_beams: Optional[int] = None, max_new_tokens: Optional[int] = None,
                         threshold: Optional[float] = None, progress: bool = False) -> list[dict]:
-    "Per chapter: a summary of the whole chapter, emotion/topic probabilities averaged over its windows, emotions above threshold."
+    "Per chapter: each decoder task's output of the whole chapter, emotion/topic probabilities averaged over its windows, emotions above threshold."
     wins, owner = [], []
     for i, c in enumerate(chapters):
         for w in _windows(c["text"], window_words, max_windows): wins.append(w); owner.append(i)
@@ -246,8 +261,8 @@ def chapter_predictions(predictor, chapters: list[dict], window_words: int = 300
         task = get_task(t)
         if not task.head:
             if not summarize: continue
-            for o, c in zip(out, tqdm(chapters, desc="chapter summaries", disable=not progress)):   # the whole chapter
-                o[task.output_key] = predictor.summarize_document(c["text"], num_beams=num_beams, max_new_tokens=max_new_tokens)
+            outputs = _chapter_outputs(predictor, t, chapters, progress, num_beams=num_beams, max_new_tokens=max_new_tokens)
+            for o, s in zip(out, outputs): o[task.output_key] = s
         elif task.tunes_threshold:          # a label set: all probabilities, and the (up to 3) labels above threshold
             names, key = predictor.label_vocab[t], task.output_key
             thr = dict(zip(names, predictor.label_thresholds(t, threshold)))    # the run's per-label ones where it has them
@@ -313,7 +328,7 @@ def _safe_name(name: str) -> str: return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).
 
 def analyze_book(predictor, book, out_dir, max_chapters: Optional[int] = None, n_emotions: int = 4,
                  min_chapter_words: int = 200, **kwargs) -> dict:
-    "Predict every chapter of `book`; write `<out>/<book>.jsonl` and `<out>/<book>_emotional_arc.png`; return the paths."
+    "Predict every chapter of `book`; write `<out>/<book>.jsonl`, `<book>_synopsis.txt` and `<book>_emotional_arc.png`; return the paths."
     name, chapters = load_book(book, min_chapter_words)
     if max_chapters is not None: chapters = chapters[:max_chapters]
     if not chapters: raise ValueError(f"{book}: no chapters to analyse")
@@ -322,8 +337,8 @@ def analyze_book(predictor, book, out_dir, max_chapters: Optional[int] = None, n
     files = {"jsonl": (f"{stem}.jsonl", "".join(json.dumps({"book": name, **r}, ensure_ascii=False) + "\n" for r in rows))}
     key = get_task(predictor.decoder_task).output_key if predictor.decoder_task else None
     if key and all(key in r for r in rows):   # a synopsis of the book: the chapter summaries, summarized as one document
-        files["synopsis"] = (f"{stem}_synopsis.txt", predictor.summarize_document(
-            "\n\n".join(r[key] for r in rows), num_beams=kwargs.get("num_beams", 2), max_new_tokens=kwargs.get("max_new_tokens", 48)) + "\n")
+        kw = _book_decoding(predictor, predictor.decoder_task, kwargs.get("num_beams"), kwargs.get("max_new_tokens"))
+        files["synopsis"] = (f"{stem}_synopsis.txt", predictor.summarize_document("\n\n".join(r[key] for r in rows), **kw) + "\n")
     if EMOTION.name in predictor.tasks:
         files["plot"] = (f"{stem}_emotional_arc.png", figure_to_png(plot_emotional_arc(rows, name, n_emotions), dpi=110))
     # everything computed first, then written together: a kill during the (slow) synopsis leaves the old files as they were

@@ -247,7 +247,8 @@ class FastMultiTaskTransformer(MultiTaskTransformer):
     def _embed_pair(self, src_ids: Tensor, dec_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         w = self.shared.weight
         if self.copy is None and use_fused_lm_loss(w):   # one node for both lookups; it hands `w` on to the LM head
-            return SharedEmbeddingLookup.apply(w, self.shared.padding_idx, src_ids, dec_ids)
+            src_x, dec_x, w = SharedEmbeddingLookup.apply(w, self.shared.padding_idx, src_ids, self._in_vocab(dec_ids))
+            return src_x, self._put_starts(dec_ids, dec_x), w     # a further decoder task's start token (10_model)
         return super()._embed_pair(src_ids, dec_ids)
 
     def _lm_loss(self, h: Tensor, labels: Tensor, weight: Tensor) -> Tensor:

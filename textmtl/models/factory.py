@@ -17,9 +17,9 @@ from .transformer import ModelConfig, MultiTaskTransformer
 from ..tasks import get_task, task_index, task_names
 
 # %% auto #0
-__all__ = ['MODEL_PACKAGES', 'BERT_TUNABLE', 'build_multitask_model', 'PretrainedNotFoundError', 'resolve_pretrained',
-           'model_config_from_hf', 'from_hf_bart', 'export_hf_bart', 'model_config_from_hf_bert', 'from_hf_bert',
-           'export_hf_bert2bert', 'build_model']
+__all__ = ['MODEL_PACKAGES', 'BERT_TUNABLE', 'build_multitask_model', 'decoder_task_names', 'PretrainedNotFoundError',
+           'resolve_pretrained', 'model_config_from_hf', 'from_hf_bart', 'export_hf_bart', 'model_config_from_hf_bert',
+           'from_hf_bert', 'export_hf_bert2bert', 'build_model']
 
 # %% ../../nbs/11_factory.ipynb #05788aef
 def _check_labels(label_vocab: Optional[Mapping], tasks) -> dict[str, list[str]]:
@@ -61,9 +61,15 @@ def build_multitask_model(model_config: ModelConfig | dict, tokenizer_metadata, 
             model_config = from_dict(ModelConfig, dict(model_config), prefix="model")
     md = tokenizer_metadata
     _check_tokenizer_metadata(md, model_config)
-    labels = _check_labels(label_vocab, task_names() if tasks is None else tasks)
-    return MultiTaskTransformer(model_config, md.vocab_size, md.pad_token_id, md.decoder_start_token_id,
-                                md.eos_token_id, num_labels={t: len(v) for t, v in labels.items()})
+    tasks = task_names() if tasks is None else tasks
+    labels = _check_labels(label_vocab, tasks)
+    model = MultiTaskTransformer(model_config, md.vocab_size, md.pad_token_id, md.decoder_start_token_id,
+                                 md.eos_token_id, num_labels={t: len(v) for t, v in labels.items()})
+    return model.set_decoder_tasks(decoder_task_names(tasks))
+
+def decoder_task_names(tasks: Sequence[str]) -> tuple[str, ...]:
+    "The sequence-to-sequence tasks among `tasks`, in their order: the decoder's tasks (the first reads the shared start token)."
+    return tuple(get_task(t, "tasks").name for t in tasks if not get_task(t, "tasks").head)
 
 # %% ../../nbs/11_factory.ipynb #eabeb038
 class PretrainedNotFoundError(FileNotFoundError):
@@ -458,4 +464,4 @@ def build_model(config: Union[ModelConfig, Mapping], metadata, label_vocab: Opti
         _check_fixed(cfg, model.config, f"init_from_hf_bert ({init_from_hf_bert})")
     else: model = from_hf_bart(init_from_hf_bart, label_vocab=label_vocab, copy_mechanism=cfg.copy_mechanism)
     _check_vocabulary(model, metadata, init_from_hf_bert or init_from_hf_bart, tokenizer_name)
-    return model
+    return model.set_decoder_tasks(decoder_task_names(task_names() if tasks is None else tasks))   # after the weights: starts copied from them

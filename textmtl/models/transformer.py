@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -465,6 +465,8 @@ class MultiTaskTransformer(nn.Module):
         self.copy = CopyGenerator(c.d_model) if c.copy_mechanism else None
         self.heads = nn.ModuleDict({t: ClassificationHead(c.d_model, n, c.classifier_dropout)
                                     for t, n in (num_labels or {}).items() if n > 0})
+        self.decoder_tasks: tuple[str, ...] = ()            # named by `set_decoder_tasks` (below); () = one unnamed task
+        self.register_parameter("task_starts", None)        # the start tokens of the second, third, ... decoder task
         self.apply(self._init_weights)
         if self.copy is not None: self.copy.init_successor()
 
@@ -484,9 +486,26 @@ class MultiTaskTransformer(nn.Module):
 
 # %% ../../nbs/10_model.ipynb #166d4a59
 @patch
+def _token_embed(self: MultiTaskTransformer, ids: Tensor) -> Tensor:
+    "(..., T) ids -> unscaled embeddings; ids from `vocab_size` on are the learned start tokens of `task_starts`."
+    return self.shared(ids) if self.task_starts is None else self._put_starts(ids, self.shared(self._in_vocab(ids)))
+
+@patch
+def _in_vocab(self: MultiTaskTransformer, ids: Tensor) -> Tensor:
+    "`ids` with the start tokens past the vocabulary replaced by padding (for a lookup in `shared`)."
+    return ids if self.task_starts is None else ids.masked_fill(ids >= self.vocab_size, self.pad_token_id)
+
+@patch
+def _put_starts(self: MultiTaskTransformer, ids: Tensor, x: Tensor) -> Tensor:
+    "Embeddings `x` of `ids` with the learned start embeddings where `ids` are past the vocabulary."
+    if self.task_starts is None: return x
+    starts = self.task_starts[(ids - self.vocab_size).clamp(min=0)].to(x.dtype)
+    return torch.where((ids >= self.vocab_size)[..., None], starts, x)
+
+@patch
 def embed(self: MultiTaskTransformer, ids: Tensor) -> Tensor:
     "(B, T) token ids -> (B, T, D) scaled token embeddings (positions are added by the stacks)."
-    return self._scale(self.shared(ids))
+    return self._scale(self._token_embed(ids))
 
 @patch
 def _scale(self: MultiTaskTransformer, x: Tensor) -> Tensor: return x * self.embed_scale if self.embed_scale != 1.0 else x
@@ -496,6 +515,29 @@ def encode(self: MultiTaskTransformer, input_ids: Tensor, attention_mask: Option
     "(B, S) ids and 0/1 mask -> encoder states (B, S, D)."
     return self.encoder(self.embed(input_ids), attention_mask,
                         packing_for(attention_mask, self.config.skip_padding))
+
+# %% ../../nbs/10_model.ipynb #77683ebb
+@patch
+def set_decoder_tasks(self: MultiTaskTransformer, names: Sequence[str]) -> MultiTaskTransformer:
+    "Name the decoder's tasks in order (the first reads the shared start token, each further one a learned start token)."
+    names = tuple(names)
+    if len(set(names)) != len(names): raise ValueError(f"decoder tasks: a task named twice in {list(names)}")
+    clash = [n for n in names if n in self.heads]
+    if clash: raise ValueError(f"decoder tasks: {clash[0]!r} is already a classification head of this model")
+    self.decoder_tasks = names
+    start = self.shared.weight.detach()[self.decoder_start_token_id]
+    self.task_starts = nn.Parameter(start.repeat(len(names) - 1, 1).clone()) if len(names) > 1 else None
+    return self
+
+@patch
+def start_token_id(self: MultiTaskTransformer, task: Optional[str] = None) -> int:
+    "The decoder's start token for sequence-to-sequence `task` (None: the first decoder task)."
+    if task is None or (not self.decoder_tasks and task not in self.heads): return self.decoder_start_token_id
+    if task not in self.decoder_tasks:
+        raise ValueError(f"this model's decoder writes for {', '.join(self.decoder_tasks) or 'one unnamed task'}, "
+                         f"not {task!r} (classification heads: {', '.join(self.heads) or 'none'})")
+    k = self.decoder_tasks.index(task)
+    return self.decoder_start_token_id if k == 0 else self.vocab_size + k - 1
 
 # %% ../../nbs/10_model.ipynb #abbe081c
 @patch
@@ -548,37 +590,41 @@ def classify(self: MultiTaskTransformer, task: str, input_ids: Tensor, attention
 
 # %% ../../nbs/10_model.ipynb #8566c391
 @patch
-def _decoder_input_ids(self: MultiTaskTransformer, batch: dict) -> Tensor:
-    dec = batch.get("decoder_input_ids")
-    if dec is not None: return dec
-    if "labels" not in batch: raise ValueError("summarization batch needs decoder_input_ids or labels")
-    return shift_tokens_right(batch["labels"], self.pad_token_id, self.decoder_start_token_id)
+def _decoder_input_ids(self: MultiTaskTransformer, batch: dict, task: Optional[str] = None) -> Tensor:
+    "Teacher-forcing inputs of a decoder batch, starting with `task`'s start token (collators write the shared one)."
+    dec, start = batch.get("decoder_input_ids"), self.start_token_id(task)
+    if dec is None:
+        if "labels" not in batch: raise ValueError("summarization batch needs decoder_input_ids or labels")
+        return shift_tokens_right(batch["labels"], self.pad_token_id, start)
+    if start == self.decoder_start_token_id: return dec
+    dec = dec.clone(); dec[:, 0] = start
+    return dec
 
 # %% ../../nbs/10_model.ipynb #e2b40ee6
 @patch
 def forward(self: MultiTaskTransformer, task: str, batch: dict, return_loss: bool = False) -> Tensor:
     """Logits for `task`: a classification head's (B, classes) when `task` names one of `heads`, else the decoder's
-    (B, T, V) for the sequence-to-sequence task. `return_loss=True` (decoder only) returns `summarization_loss(batch)`
-    instead: the training path."""
+    (B, T, V) for sequence-to-sequence `task` (its start token first). `return_loss=True` (decoder only) returns
+    `summarization_loss(batch, task)` instead: the training path."""
     if task in self.heads:
         if return_loss: raise ValueError(f"return_loss=True is only for the decoder's task, got the {task!r} head")
         return self.classify(task, batch["input_ids"], batch.get("attention_mask"))
     if "decoder_input_ids" not in batch and "labels" not in batch:
         raise ValueError(f"unknown task {task!r}: not one of this model's heads ({', '.join(self.heads) or 'none'}), "
                          f"and the batch has no labels or decoder_input_ids for the decoder")
-    if return_loss: return self.summarization_loss(batch)
-    dec, mask = self._decoder_input_ids(batch), batch.get("attention_mask")
+    if return_loss: return self.summarization_loss(batch, task)
+    dec, mask = self._decoder_input_ids(batch, task), batch.get("attention_mask")
     enc = self.encode(batch["input_ids"], mask)
     return self.decode(dec, enc, mask, decoder_attention_mask=batch.get("decoder_attention_mask"),
                        source_ids=batch["input_ids"])[0]
 
 # %% ../../nbs/10_model.ipynb #36a4c21c
 @patch
-def summarization_loss(self: MultiTaskTransformer, batch: dict) -> Tensor:
+def summarization_loss(self: MultiTaskTransformer, batch: dict, task: Optional[str] = None) -> Tensor:
     """Mean token cross-entropy (-100 ignored) of a summarization `batch`, without padded (B, T, V) logits:
     the decoder's packed (N, D) rows go through the LM head and the loss, against labels packed the same way.
     `_embed_pair` and `_lm_loss` are the two steps a faster implementation may replace (`models.cpu_kernels`)."""
-    labels, dec = batch.get("labels"), self._decoder_input_ids(batch)
+    labels, dec = batch.get("labels"), self._decoder_input_ids(batch, task)     # `task`: which decoder task (its start token)
     if labels is None: raise ValueError("summarization_loss needs batch['labels']")
     if labels.shape != dec.shape:
         raise ValueError(f"summarization labels {tuple(labels.shape)} do not match decoder_input_ids {tuple(dec.shape)}")
@@ -601,7 +647,7 @@ def summarization_loss(self: MultiTaskTransformer, batch: dict) -> Tensor:
 @patch
 def _embed_pair(self: MultiTaskTransformer, src_ids: Tensor, dec_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     "Unscaled token embeddings of the source and of the decoder inputs, and the weight the LM head is to read."
-    return self.shared(src_ids), self.shared(dec_ids), self.shared.weight
+    return self.shared(src_ids), self._token_embed(dec_ids), self.shared.weight
 
 @patch
 def _lm_loss(self: MultiTaskTransformer, h: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
@@ -658,9 +704,9 @@ def _next_scores(model, h: Tensor, x: Tensor, copy: Optional[CopySource]) -> Ten
 
 # %% ../../nbs/10_model.ipynb #9916910b
 def _greedy_search(model, past: tuple, mem_mask: Optional[Tensor], max_new_tokens: int, no_repeat: int,
-                   min_new: int, copy: Optional[CopySource] = None) -> Tensor:
+                   min_new: int, copy: Optional[CopySource] = None, start: Optional[int] = None) -> Tensor:
     B, dev = past[0][2].shape[0], past[0][2].device
-    seqs = torch.full((B, 1), model.decoder_start_token_id, dtype=torch.long, device=dev)
+    seqs = torch.full((B, 1), model.decoder_start_token_id if start is None else start, dtype=torch.long, device=dev)
     unfinished = torch.ones(B, dtype=torch.bool, device=dev)
     tok = seqs
     for step in range(max_new_tokens):
@@ -737,12 +783,12 @@ def _still_improvable(improvable: Tensor, running_scores: Tensor, finished_score
 # %% ../../nbs/10_model.ipynb #3e525458
 def _beam_search(model, past: tuple, mem_mask: Optional[Tensor], max_new_tokens: int, no_repeat: int, min_new: int,
                  num_beams: int, length_penalty: float, early_stopping: bool | str,
-                 copy: Optional[CopySource] = None) -> Tensor:
+                 copy: Optional[CopySource] = None, start: Optional[int] = None) -> Tensor:
     K, dev = num_beams, past[0][2].device
     B = past[0][2].shape[0] // K
     max_len, prompt_len, keep = 1 + max_new_tokens, 1, 2 * num_beams
     running = torch.full((B, K, max_len), model.pad_token_id, dtype=torch.long, device=dev)
-    running[:, :, 0] = model.decoder_start_token_id
+    running[:, :, 0] = model.decoder_start_token_id if start is None else start
     finished = running.clone()
     running_scores = torch.zeros(B, K, device=dev); running_scores[:, 1:] = -1e9
     finished_scores = torch.full((B, K), -1e9, device=dev)
@@ -775,9 +821,10 @@ def _beam_search(model, past: tuple, mem_mask: Optional[Tensor], max_new_tokens:
 @torch.no_grad()
 def generate(self: MultiTaskTransformer, input_ids: Tensor, attention_mask: Optional[Tensor] = None, max_new_tokens: int = 64,
              num_beams: int = 1, length_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-             min_new_tokens: int = 0, early_stopping: bool | str = True) -> Tensor:
-    """Summaries for (B, S) `input_ids`: (B, 1 + n) ids starting with `decoder_start_token_id`, padded after eos.
-    Greedy for `num_beams=1`, else beam search; both with the KV cache; runs in eval mode (restored afterwards)."""
+             min_new_tokens: int = 0, early_stopping: bool | str = True, task: Optional[str] = None) -> Tensor:
+    """Outputs of decoder `task` (None: the first) for (B, S) `input_ids`: (B, 1 + n) ids starting with
+    `decoder_start_token_id`, padded after eos. Greedy for `num_beams=1`, else beam search; both with the KV cache;
+    runs in eval mode (restored afterwards)."""
     if max_new_tokens < 1: raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if num_beams < 1: raise ValueError(f"num_beams must be >= 1, got {num_beams}")
     was_training = self.training
@@ -788,9 +835,11 @@ def generate(self: MultiTaskTransformer, input_ids: Tensor, attention_mask: Opti
         mem_mask = key_padding_mask(attention_mask)
         if mem_mask is not None and num_beams > 1: mem_mask = mem_mask.repeat_interleave(num_beams, 0)
         copy = None if self.copy is None else CopySource.build(self, enc, attention_mask, input_ids, num_beams)
-        args = (past, mem_mask, max_new_tokens, no_repeat_ngram_size, min_new_tokens)
-        if num_beams == 1: return _greedy_search(self, *args, copy=copy)
-        return _beam_search(self, *args, num_beams=num_beams, length_penalty=length_penalty,
-                            early_stopping=early_stopping, copy=copy)
+        args, start = (past, mem_mask, max_new_tokens, no_repeat_ngram_size, min_new_tokens), self.start_token_id(task)
+        if num_beams == 1: out = _greedy_search(self, *args, copy=copy, start=start)
+        else: out = _beam_search(self, *args, num_beams=num_beams, length_penalty=length_penalty,
+                                 early_stopping=early_stopping, copy=copy, start=start)
+        out[:, 0] = self.decoder_start_token_id     # a task's own start id (outside the vocabulary) is not shown
+        return out
     finally:
         self.train(was_training)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13a_run_config.ipynb #d7c6dfea
 from __future__ import annotations
-import json, math
+import dataclasses, json, math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, Optional
@@ -17,8 +17,8 @@ from ..models.transformer import ModelConfig
 from ..tasks import REGISTRY, get_task, import_task_modules, task_names
 
 # %% auto #0
-__all__ = ['TrainerConfig', 'SnapshotConfig', 'RunDataConfig', 'EvalConfig', 'RunConfig', 'apply_overrides', 'load_run_config',
-           'import_first']
+__all__ = ['DECODING', 'TrainerConfig', 'SnapshotConfig', 'RunDataConfig', 'DecodeSettings', 'EvalConfig', 'RunConfig',
+           'apply_overrides', 'load_run_config', 'import_first']
 
 # %% ../../nbs/13a_run_config.ipynb #04df248f
 @dataclass
@@ -145,8 +145,29 @@ class RunDataConfig:
 
 # %% ../../nbs/13a_run_config.ipynb #ea0fddf8
 @dataclass
+class DecodeSettings:
+    "One sequence-to-sequence task's own decoding settings (`evaluation.<task>:`); a key left out keeps the section's."
+    num_beams: Optional[int] = None
+    max_new_tokens: Optional[int] = None
+    min_new_tokens: Optional[int] = None
+    no_repeat_ngram_size: Optional[int] = None
+    length_penalty: Optional[float] = None
+
+DECODING = tuple(f.name for f in dataclasses.fields(DecodeSettings))
+
+def _check_decoding(d: dict, where: str = ""):
+    "`ValueError` naming the key for decoding settings out of range."
+    for k in ("num_beams", "max_new_tokens"):
+        if d[k] < 1: raise ValueError(f"{where}{k}: expected >= 1, got {d[k]!r}")
+    if not 0 <= d["min_new_tokens"] <= d["max_new_tokens"]:
+        raise ValueError(f"{where}min_new_tokens: expected 0 ... max_new_tokens ({d['max_new_tokens']}), got {d['min_new_tokens']!r}")
+    if d["no_repeat_ngram_size"] < 0: raise ValueError(f"{where}no_repeat_ngram_size: expected >= 0, got {d['no_repeat_ngram_size']!r}")
+
+# %% ../../nbs/13a_run_config.ipynb #0679b10f
+@dataclass
 class EvalConfig:
     "The `evaluation:` section: how test metrics are computed at the end of training (and by `textmtl evaluate`)."
+    EXTRA_KEYS: ClassVar[str] = "per_task"   # `evaluation.<task>: {max_new_tokens: ...}` lands in per_task (00_config)
     num_beams: int = 4
     max_new_tokens: int = 64
     min_new_tokens: int = 0
@@ -156,13 +177,21 @@ class EvalConfig:
     per_label_thresholds: bool = True     # also one threshold per emotion, each tuned on val (macro-F1 rewards them)
     calibrate: bool = True                # fit each head's calibration on val (Platt per label / a temperature)
     max_reference_length: int = 512       # test references are tokenized up to this length (and the model's positions)
+    per_task: dict[str, DecodeSettings] = field(default_factory=dict)   # a seq2seq task's own settings over the ones above
 
     def __post_init__(self):
-        for k in ("num_beams", "max_new_tokens", "max_reference_length"):
-            if getattr(self, k) < 1: raise ValueError(f"{k}: expected >= 1, got {getattr(self, k)!r}")
-        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            raise ValueError(f"min_new_tokens: expected 0 ... max_new_tokens ({self.max_new_tokens}), got {self.min_new_tokens!r}")
-        if self.no_repeat_ngram_size < 0: raise ValueError(f"no_repeat_ngram_size: expected >= 0, got {self.no_repeat_ngram_size!r}")
+        if self.max_reference_length < 1: raise ValueError(f"max_reference_length: expected >= 1, got {self.max_reference_length!r}")
+        _check_decoding(self.decoding())
+        for t in self.per_task:
+            task = get_task(t, t)
+            if task.head: raise ValueError(f"{t}: decoding settings are for sequence-to-sequence tasks; {t!r} is a "
+                                           f"{task.kind} classification task")
+            _check_decoding(self.decoding(t), f"{t}.")
+
+    def decoding(self, task: Optional[str] = None) -> dict:
+        "The decoding settings of `task` (its own where `evaluation.<task>` sets them, else the section's), as `generate` takes them."
+        own = self.per_task.get(task) if task else None
+        return {k: getattr(self, k) if own is None or getattr(own, k) is None else getattr(own, k) for k in DECODING}
 
 # %% ../../nbs/13a_run_config.ipynb #df463a0e
 @dataclass
@@ -186,6 +215,10 @@ class RunConfig:
         import_task_modules(self.task_modules)
         for t in self.tasks: get_task(t, "tasks")
         if not self.tasks: raise ValueError("tasks: at least one task is needed")
+        twice = [t for i, t in enumerate(self.tasks) if t in self.tasks[:i]]
+        if twice: raise ValueError(f"tasks: {twice[0]!r} is listed twice; list each task once")
+        for t in self.evaluation.per_task:
+            if t not in self.tasks: raise ValueError(f"evaluation.{t}: this run has no task {t!r} (its tasks: {', '.join(self.tasks)})")
         for t, per_split in self.data.max_examples.items():
             get_task(t, "data.max_examples")
             for s in per_split:

@@ -15,7 +15,7 @@ from ..data.dataset import SPLITS, DataFormatError
 from ..data.preprocessing import load_data_config
 from ..models.cpu_kernels import enable_cpu_kernels, prepacked_weights
 from ..models.precision import resolve_dtype, serve_in
-from .config import EvalConfig, RunConfig
+from .config import DecodeSettings, EvalConfig, RunConfig
 from .folder import load_run, raw_label_thresholds
 from ..tasks import Task, build_dataloaders, get_task, label_vocab as dataset_label_vocab, load_task_datasets
 from ..training.metrics import (best_threshold, better_thresholds, calibrate_logits, calibrated_thresholds,
@@ -25,8 +25,8 @@ from ..utils.io import atomic_write_text
 
 # %% auto #0
 __all__ = ['task_loss', 'positive_weights', 'task_pos_weights', 'to_device', 'batch_loss', 'evaluate_model', 'generate_kwargs',
-           'head_logits', 'fit_calibration', 'calibrated_probabilities', 'evaluate_test', 'run_loaders', 'evaluate_run',
-           'evaluate_file']
+           'task_generate_kwargs', 'head_logits', 'fit_calibration', 'calibrated_probabilities', 'evaluate_test',
+           'run_loaders', 'evaluate_run', 'evaluate_file']
 
 # %% ../../nbs/13c_evaluation.ipynb #e1e343cf
 def task_loss(task: str, logits: torch.Tensor, batch: dict, pos_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -90,7 +90,7 @@ def evaluate_model(model, loaders: dict, tokenizer=None, max_batches: Optional[i
         try:
             for name, loader in loaders.items():
                 task = get_task(name, "evaluate")
-                loss_sum, weight_sum, pieces = _task_pass(model, task, loader, tokenizer, max_batches, generate_kwargs or {},
+                loss_sum, weight_sum, pieces = _task_pass(model, task, loader, tokenizer, max_batches, task_generate_kwargs(generate_kwargs, name),
                                                           (pos_weights or {}).get(name), amp_dtype)
                 if weight_sum == 0: continue
                 out[f"{name}/loss"] = loss_sum / weight_sum
@@ -106,10 +106,15 @@ def evaluate_model(model, loaders: dict, tokenizer=None, max_batches: Optional[i
 
 # %% ../../nbs/13c_evaluation.ipynb #b9d7c81f
 def generate_kwargs(eval_cfg: EvalConfig) -> dict:
-    "Decoding settings of the `evaluation:` section, as `MultiTaskTransformer.generate` keyword arguments."
-    return dict(num_beams=eval_cfg.num_beams, max_new_tokens=eval_cfg.max_new_tokens, min_new_tokens=eval_cfg.min_new_tokens,
-                no_repeat_ngram_size=eval_cfg.no_repeat_ngram_size, length_penalty=eval_cfg.length_penalty)
+    "Decoding settings of the `evaluation:` section as `generate` keyword arguments; a task's own ones in a dict under its name."
+    return {**eval_cfg.decoding(), **{t: eval_cfg.decoding(t) for t in eval_cfg.per_task}}
 
+def task_generate_kwargs(generate_kwargs: Optional[dict], task: str) -> dict:
+    "The `generate` keyword arguments of `task`: the shared ones of `generate_kwargs`, its own (under its name) on top."
+    g = generate_kwargs or {}
+    return {**{k: v for k, v in g.items() if not isinstance(v, dict)}, **g.get(task, {})}
+
+# %% ../../nbs/13c_evaluation.ipynb #be63ffd4
 @torch.inference_mode()
 def head_logits(model, loader, task: str) -> tuple[torch.Tensor, torch.Tensor]:
     "`(labels, logits)` of classification `task` over a whole loader: CPU tensors, float32 logits, the model in eval mode."
@@ -192,8 +197,8 @@ def evaluate_test(model, tokenizer, label_vocab: dict, test_loaders: dict, eval_
         thresholds[t] = tuned.get(t, 0.5)
         if t in per_label: thresholds[f"{t}_per_label"] = dict(zip(vocab[t], per_label[t].tolist()))
     res = {"metrics": m, "thresholds": thresholds, "calibration": cal}
-    for t, kept in outputs.items():   # a few generated texts of the (first) sequence-to-sequence task
-        if hasattr(get_task(t), "samples") and "summaries" not in res: res["summaries"] = get_task(t).samples(kept)
+    samples = {t: get_task(t).samples(kept) for t, kept in outputs.items() if hasattr(get_task(t), "samples")}
+    if samples: res.update(summaries=next(iter(samples.values())), samples=samples)   # summaries: the first task's (as before)
     return res
 
 # %% ../../nbs/13c_evaluation.ipynb #46c5c708

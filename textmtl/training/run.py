@@ -190,7 +190,8 @@ def _check_before_training(job: _Job, model):
     cfg, src = job.cfg, job.cfg_path
     P = model.config.max_position_embeddings
     lengths = {"data.max_source_length": (cfg.data.max_source_length, 0), "data.max_target_length": (cfg.data.max_target_length, 0),
-               "evaluation.max_new_tokens": (cfg.evaluation.max_new_tokens, 1), "trainer.max_new_tokens": (cfg.trainer.max_new_tokens, 1)}
+               "evaluation.max_new_tokens": (cfg.evaluation.max_new_tokens, 1), "trainer.max_new_tokens": (cfg.trainer.max_new_tokens, 1),
+               **{f"evaluation.{t}.max_new_tokens": (cfg.evaluation.decoding(t)["max_new_tokens"], 1) for t in cfg.evaluation.per_task}}
     for k, (n, extra) in lengths.items():
         if n + extra > P: raise ConfigError(f"{src}: {k}: {n} needs {n + extra} positions but the model has {P} "
                                             f"(model.max_position_embeddings); use at most {P - extra}")
@@ -268,7 +269,7 @@ def _test_and_report(job: _Job, data: _Data, trainer: Trainer) -> dict:
     _log("evaluating the best checkpoint on the test splits")
     res = evaluate_test(model, trainer.tokenizer, trainer.label_vocab, data.loaders["test"], job.cfg.evaluation,
                         data.loaders["val"], pos_weights=trainer.pos_weights, amp_dtype=trainer.amp_dtype)
-    for ex in res.get("summaries", [])[:3]:
+    for ex in (ex for rows in res.get("samples", {}).values() for ex in rows[:3]):   # each seq2seq task's first three
         _log("test output: " + " | ".join(f"{k}: {v}" for k, v in ex.items() if k != "reference") + f"\n      reference: {ex['reference']}")
     res.update(run=str(job.run.root), checkpoint=str(best), steps=trainer.step, wall_seconds=round(time.time() - job.t0, 1),
                train_seconds=round(job.train_seconds, 1), parameters=sum(p.numel() for p in model.parameters()))
