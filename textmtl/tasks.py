@@ -83,7 +83,7 @@ def eval_metrics(self: Task, pieces: list, threshold=0.5) -> tuple[dict, object]
 # %% ../nbs/06_tasks.ipynb #7397930b
 @dataclass(eq=False)
 class Seq2SeqTask(Task):
-    "A text-to-text task (summarization): the encoder reads `source_field`, the decoder writes `target_field`."
+    "A text-to-text task (summarization, a headline): the encoder reads `source_field`, the decoder writes `target_field` (several share the decoder: `10_model`)."
     source_field: str = "source"
     target_field: str = "target"
     kind = "seq2seq"
