@@ -100,7 +100,7 @@ def from_run(cls: Predictor, run, checkpoint="best", device="auto", max_source_l
     serve_in(r.model, dtype)                                     # in place: the loaded float32 copy is not kept
     data = getattr(r.config, "data", None)
     msl = max_source_length or min(r.tokenizer.config.max_length, getattr(data, "max_source_length", 10**9))
-    decoders = tuple(t for t in getattr(r.config, "tasks", []) if not get_task(t).head)   # a decoder never trained: none
+    decoders = r.model.decoder_tasks                     # named by the factory from the run's tasks; () when none decodes
     decoding = {t: r.config.evaluation.decoding(t) for t in decoders}                   # as the run's evaluation decoded
     return cls(r.model, r.tokenizer, r.label_vocab, thresholds=r.thresholds, device=next(r.model.parameters()).device, max_source_length=msl,
                decoder_tasks=decoders, calibration=r.calibration, dtype=dtype, decoding=decoding)
@@ -297,11 +297,6 @@ def predict(self: Predictor, texts, tasks: Optional[Sequence[str]] = None, num_b
 # %% ../nbs/20_inference.ipynb #53c00efd
 CONFIG_NAME, WEIGHTS_NAME = "textmtl_config.json", "textmtl_model.safetensors"
 
-def _exported_decoders(c: dict) -> list[str]:
-    "The decoder tasks an exported config serves: `decoder_tasks`; an older folder's one `decoder_task` (null: none)."
-    if "decoder_tasks" in c: return list(c["decoder_tasks"])
-    return [c["decoder_task"]] if c.get("decoder_task") else [] if "decoder_task" in c else [SUMMARIZATION.name]
-
 def _read_exported_config(folder: Path) -> dict:
     "The `textmtl_config.json` of an exported model folder; `ArtifactError` when the folder is not one this textmtl reads."
     if not (folder/CONFIG_NAME).is_file():
@@ -327,5 +322,5 @@ def from_pretrained(cls: Predictor, folder, device="auto", dtype: Optional[str] 
     dtype = resolve_dtype(dtype or c.get("dtype", "auto"), resolve_device(device))
     serve_in(model, dtype)
     return cls(model, Tokenizer.from_dir(folder), c["label_vocab"], thresholds=c.get("thresholds"), device=device,
-               max_source_length=c.get("max_source_length", 512), decoder_tasks=_exported_decoders(c),
+               max_source_length=c.get("max_source_length", 512), decoder_tasks=model.decoder_tasks,
                calibration=c.get("calibration"), dtype=dtype, decoding=c.get("decoding"))
